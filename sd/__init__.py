@@ -1,0 +1,1 @@
+"""Stable Diffusion from scratch: pipeline, loading, GIF driver and CLI."""

@@ -1,0 +1,1 @@
+"""`python -m sd ...`: one module per sub-command, each with `register(subparsers)`."""

@@ -1,0 +1,37 @@
+"""Entry point of `python -m sd`: builds the parser from the sub-command modules and runs one."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sd.errors import UserError
+
+# Each module has `register(subparsers)` that adds its parser and sets `func(args) -> int`.
+COMMANDS = ["sd.cli.demo", "sd.cli.tokenize", "sd.cli.inspect", "sd.cli.convert"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    parser = argparse.ArgumentParser(
+        prog="python -m sd",
+        description="Stable Diffusion from scratch: tokenize, generate, animate.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

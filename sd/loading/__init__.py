@@ -1,0 +1,1 @@
+"""Reading and writing checkpoints: original single files and diffusers folders."""

@@ -1,0 +1,178 @@
+"""diffusers' folder layout: one sub-folder per component, each with a config.json and weights.
+
+    model_index.json  unet/  vae/  text_encoder/  tokenizer/  scheduler/
+
+UNet and VAE keys are renamed to the original layout (rules generated from the config); the text
+encoder's keys are already transformers' names, which ours mirror.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from sd.atomic_output import atomic_output
+from sd.errors import UserError
+from sd.loading.checkpoint import Checkpoint
+from sd.loading.detect import check_diffusers_family
+from sd.loading.diffusers_text_encoder import text_config_from_diffusers, text_config_to_diffusers
+from sd.loading.diffusers_unet import (
+    unet_config_from_diffusers,
+    unet_config_to_diffusers,
+    unet_from_diffusers,
+    unet_to_diffusers,
+)
+from sd.loading.diffusers_vae import (
+    vae_config_from_diffusers,
+    vae_config_to_diffusers,
+    vae_from_diffusers,
+    vae_to_diffusers,
+)
+from sd.loading.read import read_state_dict
+from sd.loading.strict_load import strict_load
+from sd.schedule import NoiseSchedule
+from transformer.clip_text import CLIPTextModel
+from transformer.clip_tokenizer import CLIPTokenizer
+from unet.model import UNetModel
+from vae.autoencoder import AutoencoderKL
+
+DIFFUSERS_VERSION = "0.42.1"  # the version the export was checked against (tests/sd/test_export.py)
+
+
+def read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise UserError(f"{path}: missing; a diffusers folder needs it")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UserError(f"{path}: not valid JSON ({error})") from None
+
+
+def read_component_weights(folder: Path, stems: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """A component's weights: safetensors preferred over .bin, full precision over an fp16 variant,
+    and sharded files (`*.index.json`) merged."""
+    for suffix in (".safetensors", ".fp16.safetensors", ".bin", ".fp16.bin"):
+        for stem in stems:
+            single = folder / f"{stem}{suffix}"
+            if single.is_file():
+                return read_state_dict(single)
+            index = folder / f"{stem}{suffix}.index.json"
+            if index.is_file():
+                shards = sorted(set(read_json(index).get("weight_map", {}).values()))
+                merged: dict[str, torch.Tensor] = {}
+                for shard in shards:
+                    merged.update(read_state_dict(folder / shard))
+                return merged
+    names = ", ".join(f"{s}.safetensors" for s in stems)
+    raise UserError(f"{folder}: no weights found (expected {names} or .bin)")
+
+
+def schedule_from_diffusers(d: dict, where: str) -> NoiseSchedule:
+    if d.get("prediction_type", "epsilon") != "epsilon":
+        raise UserError(
+            f"{where}: prediction_type {d['prediction_type']!r} is not supported yet (epsilon only)"
+        )
+    if d.get("trained_betas") is not None:
+        raise UserError(f"{where}: explicit trained_betas are not supported")
+    return NoiseSchedule(
+        beta_start=d.get("beta_start", 0.00085),
+        beta_end=d.get("beta_end", 0.012),
+        num_train_timesteps=d.get("num_train_timesteps", 1000),
+        beta_schedule=d.get("beta_schedule", "scaled_linear"),
+    )
+
+
+def load_diffusers_folder(folder: Path, dtype: torch.dtype = torch.float32) -> Checkpoint:
+    if not (folder / "model_index.json").is_file():
+        raise UserError(f"{folder}: not a diffusers folder (no model_index.json); or pass a checkpoint file")
+    model_index = read_json(folder / "model_index.json")
+    unet_json = read_json(folder / "unet" / "config.json")
+    check_diffusers_family(model_index, unet_json, str(folder))
+
+    unet_cfg = unet_config_from_diffusers(unet_json)
+    vae_cfg = vae_config_from_diffusers(read_json(folder / "vae" / "config.json"))
+    text_cfg = text_config_from_diffusers(read_json(folder / "text_encoder" / "config.json"))
+    schedule_json = folder / "scheduler" / "scheduler_config.json"
+    schedule = schedule_from_diffusers(read_json(schedule_json), str(schedule_json))
+
+    unet_sd = unet_from_diffusers(
+        read_component_weights(folder / "unet", ("diffusion_pytorch_model",)), unet_cfg
+    )
+    vae_sd = vae_from_diffusers(read_component_weights(folder / "vae", ("diffusion_pytorch_model",)), vae_cfg)
+    text_sd = read_component_weights(folder / "text_encoder", ("model", "pytorch_model"))
+    text_sd = {k: v for k, v in text_sd.items() if not k.endswith("position_ids")}
+    return Checkpoint(
+        tokenizer=CLIPTokenizer.from_pretrained(folder / "tokenizer"),
+        text_encoder=strict_load(lambda: CLIPTextModel(text_cfg), text_sd, f"{folder}/text_encoder", dtype),
+        vae=strict_load(lambda: AutoencoderKL(vae_cfg), vae_sd, f"{folder}/vae", dtype),
+        unet=strict_load(lambda: UNetModel(unet_cfg), unet_sd, f"{folder}/unet", dtype),
+        schedule=schedule,
+        name=folder.name,
+    )
+
+
+def _write_component(folder: Path, config: dict, weights: dict[str, torch.Tensor], file_name: str) -> None:
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    save_file({k: v.contiguous() for k, v in weights.items()}, folder / file_name, metadata={"format": "pt"})
+
+
+def save_diffusers_folder(checkpoint: Checkpoint, folder: str | Path, overwrite: bool = False) -> Path:
+    """Write a folder that diffusers' `StableDiffusionPipeline.from_pretrained` loads."""
+    folder = Path(folder)
+    unet_cfg, vae_cfg = checkpoint.unet.config, checkpoint.vae.config
+    schedule = checkpoint.schedule
+    with atomic_output(folder, overwrite) as tmp:
+        tmp.mkdir()
+        model_index = {
+            "_class_name": "StableDiffusionPipeline",
+            "_diffusers_version": DIFFUSERS_VERSION,
+            "feature_extractor": [None, None],
+            "requires_safety_checker": False,
+            "safety_checker": [None, None],
+            "scheduler": ["diffusers", "PNDMScheduler"],
+            "text_encoder": ["transformers", "CLIPTextModel"],
+            "tokenizer": ["transformers", "CLIPTokenizer"],
+            "unet": ["diffusers", "UNet2DConditionModel"],
+            "vae": ["diffusers", "AutoencoderKL"],
+        }
+        (tmp / "model_index.json").write_text(json.dumps(model_index, indent=2) + "\n")
+        (tmp / "scheduler").mkdir()
+        scheduler = {  # SD 1.5's published scheduler config
+            "_class_name": "PNDMScheduler",
+            "beta_start": schedule.beta_start,
+            "beta_end": schedule.beta_end,
+            "beta_schedule": schedule.beta_schedule,
+            "num_train_timesteps": schedule.num_train_timesteps,
+            "clip_sample": False,
+            "set_alpha_to_one": False,
+            "skip_prk_steps": True,
+            "steps_offset": 1,
+            "prediction_type": "epsilon",
+            "timestep_spacing": "leading",
+            "trained_betas": None,
+        }
+        (tmp / "scheduler" / "scheduler_config.json").write_text(json.dumps(scheduler, indent=2) + "\n")
+        _write_component(
+            tmp / "unet",
+            unet_config_to_diffusers(unet_cfg),
+            unet_to_diffusers(checkpoint.unet.state_dict(), unet_cfg),
+            "diffusion_pytorch_model.safetensors",
+        )
+        _write_component(
+            tmp / "vae",
+            vae_config_to_diffusers(vae_cfg),
+            vae_to_diffusers(checkpoint.vae.state_dict(), vae_cfg),
+            "diffusion_pytorch_model.safetensors",
+        )
+        _write_component(
+            tmp / "text_encoder",
+            text_config_to_diffusers(checkpoint.text_encoder.config),
+            checkpoint.text_encoder.state_dict(),
+            "model.safetensors",
+        )
+        checkpoint.tokenizer.save_pretrained(tmp / "tokenizer")
+    return folder

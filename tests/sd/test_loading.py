@@ -1,0 +1,253 @@
+"""Loading: formats, config inference, and one clear error for every kind of bad checkpoint."""
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from sd.errors import UserError
+from sd.loading.checkpoint import load_checkpoint
+from sd.loading.diffusers_folder import save_diffusers_folder
+from sd.loading.infer_config import infer_text_config, infer_unet_config, infer_vae_config
+from sd.loading.original import original_state_dict, save_original
+from tests.tiny_checkpoint import assert_same_weights, tiny_checkpoint
+from transformer.clip_text import SD15_TEXT, CLIPTextModel
+from unet.config import SD15_UNET
+from unet.model import UNetModel
+from vae.autoencoder import AutoencoderKL
+from vae.config import SD15_VAE
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return tiny_checkpoint(seed=3)
+
+
+@pytest.fixture
+def tiny_file(tiny, tmp_path) -> Path:
+    return save_original(tiny, tmp_path / "tiny.safetensors")
+
+
+def write(tmp_path: Path, state: dict, name: str = "model.safetensors", metadata: dict | None = None) -> Path:
+    path = tmp_path / name
+    save_file({k: v.contiguous() for k, v in state.items()}, path, metadata=metadata)
+    return path
+
+
+def error_of(path) -> str:
+    with pytest.raises(UserError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert "\n" not in message, "errors are one line"
+    return message
+
+
+def test_configs_are_inferred_from_sd15_shapes():
+    """Third-party SD 1.5 files carry no config: shapes alone must give SD 1.5's (meta tensors, no memory)."""
+    with torch.device("meta"):
+        assert infer_unet_config(UNetModel(SD15_UNET).state_dict()) == SD15_UNET
+        assert infer_vae_config(AutoencoderKL(SD15_VAE).state_dict()) == SD15_VAE
+        assert infer_text_config(CLIPTextModel(SD15_TEXT).state_dict()) == SD15_TEXT
+
+
+def test_safetensors_load_is_memory_mapped_without_copies(tiny_file):
+    checkpoint = load_checkpoint(tiny_file)
+    weight = checkpoint.unet.input_blocks[0][0].weight
+    # A tensor backed by the file's mmap is not resizable (torch cannot grow a mapped buffer).
+    assert not weight.untyped_storage().resizable()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_dtype_at_load_time(tiny_file, dtype):
+    checkpoint = load_checkpoint(tiny_file, dtype=dtype)
+    for module in (checkpoint.unet, checkpoint.vae, checkpoint.text_encoder):
+        assert {p.dtype for p in module.parameters()} == {dtype}
+
+
+def test_text_encoder_keys_without_text_model_prefix_and_ignored_buffers(tiny, tiny_file, tmp_path):
+    """Old files store `cond_stage_model.transformer.embeddings...`; ldm files add schedule buffers."""
+    from sd.loading.read import safetensors_metadata
+
+    state = original_state_dict(tiny)
+    old = {k.replace("transformer.text_model.", "transformer."): v for k, v in state.items()}
+    old["cond_stage_model.transformer.embeddings.position_ids"] = torch.arange(77)[None]
+    old["alphas_cumprod"] = tiny.schedule.alphas_cumprod
+    old["model_ema.decay"] = torch.tensor(0.9999)
+    loaded = load_checkpoint(write(tmp_path, old, metadata=safetensors_metadata(tiny_file)))
+    assert_same_weights(loaded, tiny)
+
+
+def test_missing_path():
+    assert "no such file or folder" in error_of("/nonexistent/model.safetensors")
+
+
+def test_not_a_checkpoint(tmp_path):
+    path = tmp_path / "notes.safetensors"
+    path.write_text("just some text, not weights\n")
+    assert "not a checkpoint" in error_of(path)
+
+
+def test_truncated_safetensors(tiny_file):
+    data = tiny_file.read_bytes()
+    tiny_file.write_bytes(data[: len(data) // 2])
+    assert "truncated or corrupt" in error_of(tiny_file)
+
+
+def test_corrupt_safetensors_header(tmp_path):
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes((20).to_bytes(8, "little") + b"{not json at all...." + b"\0" * 64)
+    assert "corrupt" in error_of(path)
+
+
+def test_truncated_ckpt(tiny, tmp_path):
+    path = save_original(tiny, tmp_path / "model.ckpt")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    assert "truncated or corrupt" in error_of(path)
+
+
+def test_pickle_that_needs_arbitrary_objects_is_refused(tiny, tmp_path):
+    path = tmp_path / "lightning.ckpt"
+    torch.save({"state_dict": original_state_dict(tiny), "hparams": argparse.Namespace(lr=1e-4)}, path)
+    message = error_of(path)
+    assert "refused" in message and "arbitrary" in message and "safetensors" in message
+
+
+def test_sdxl(tiny, tmp_path):
+    state = original_state_dict(tiny)
+    state["conditioner.embedders.0.transformer.text_model.final_layer_norm.weight"] = torch.ones(4)
+    assert "SDXL" in error_of(write(tmp_path, state))
+
+
+def test_sd2_openclip(tiny, tmp_path):
+    state = {k: v for k, v in original_state_dict(tiny).items() if not k.startswith("cond_stage_model.")}
+    state["cond_stage_model.model.token_embedding.weight"] = torch.ones(4, 4)
+    assert "SD 2.x" in error_of(write(tmp_path, state))
+
+
+def test_sd2_by_context_width(tmp_path):
+    with torch.device("meta"):
+        shapes = {
+            k: v.shape for k, v in UNetModel(SD15_UNET.__class__(context_dim=1024)).state_dict().items()
+        }
+    state = {f"model.diffusion_model.{k}": torch.empty(0) for k in shapes}
+    key = "input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight"
+    state[f"model.diffusion_model.{key}"] = torch.zeros(shapes[key])
+    assert "SD 2.x" in error_of(write(tmp_path, state))
+
+
+def test_inpainting(tiny, tmp_path):
+    state = original_state_dict(tiny)
+    w = state["model.diffusion_model.input_blocks.0.0.weight"]
+    state["model.diffusion_model.input_blocks.0.0.weight"] = torch.zeros(w.shape[0], 9, 3, 3)
+    assert "inpainting" in error_of(write(tmp_path, state))
+
+
+def test_lora_and_standalone_vae(tiny, tmp_path):
+    lora = {"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": torch.zeros(4, 4)}
+    assert "LoRA" in error_of(write(tmp_path, lora, "lora.safetensors"))
+    vae = {
+        k.removeprefix("first_stage_model."): v
+        for k, v in original_state_dict(tiny).items()
+        if "first_stage" in k
+    }
+    assert "standalone VAE" in error_of(write(tmp_path, vae, "vae.safetensors"))
+
+
+def test_missing_unexpected_and_misshapen_keys_are_named(tiny, tiny_file, tmp_path):
+    from safetensors.torch import load_file
+
+    from sd.loading.read import safetensors_metadata
+
+    metadata = safetensors_metadata(tiny_file)  # keep the stored configs so only the keys are wrong
+    base = dict(load_file(tiny_file))
+    missing = dict(base)
+    del missing["model.diffusion_model.out.2.bias"]
+    unexpected = {**base, "model.diffusion_model.extra_layer.weight": torch.zeros(1)}
+    misshapen = {**base, "first_stage_model.quant_conv.weight": torch.zeros(3, 3, 1, 1)}
+    for name, state, expected in [
+        ("missing", missing, "missing 1 keys: out.2.bias"),
+        ("unexpected", unexpected, "1 unexpected keys: extra_layer.weight"),
+        ("misshapen", misshapen, "shape mismatches (checkpoint != model): quant_conv.weight (3, 3, 1, 1)"),
+    ]:
+        path = tmp_path / f"{name}.safetensors"
+        save_file(state, path, metadata=metadata)
+        assert expected in error_of(path), name
+
+
+def test_other_noise_schedule_is_refused(tiny, tmp_path):
+    state = original_state_dict(tiny)
+    state["alphas_cumprod"] = torch.linspace(0.999, 0.01, 1000)
+    assert "noise schedule" in error_of(write(tmp_path, state))
+
+
+def test_diffusers_folder_errors(tiny, tmp_path):
+    folder = save_diffusers_folder(tiny, tmp_path / "pipe")
+    assert load_checkpoint(folder).unet.config == tiny.unet.config
+
+    def edit(relative: str, **changes) -> Path:
+        copy = tmp_path / f"edited_{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(folder, copy)
+        path = copy / relative
+        path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+        return copy
+
+    assert "SDXL" in error_of(edit("model_index.json", _class_name="StableDiffusionXLPipeline"))
+    assert "SD 2.x" in error_of(edit("unet/config.json", cross_attention_dim=1024))
+    assert "inpainting" in error_of(edit("unet/config.json", in_channels=9))
+    assert "prediction_type" in error_of(
+        edit("scheduler/scheduler_config.json", prediction_type="v_prediction")
+    )
+    (tmp_path / "empty").mkdir()
+    assert "no model_index.json" in error_of(tmp_path / "empty")
+    no_weights = edit("model_index.json")
+    (no_weights / "vae" / "diffusion_pytorch_model.safetensors").unlink()
+    assert "no weights found" in error_of(no_weights)
+
+
+def test_diffusers_folder_with_bin_weights(tiny, tmp_path):
+    """Older folders ship pickled `.bin` files: read with weights_only=True."""
+    from safetensors.torch import load_file
+
+    folder = save_diffusers_folder(tiny, tmp_path / "pipe")
+    for weights in folder.glob("*/*.safetensors"):
+        stem = "pytorch_model" if weights.parent.name == "text_encoder" else weights.stem
+        torch.save(load_file(weights), weights.with_name(f"{stem}.bin"))
+        weights.unlink()
+    loaded = load_checkpoint(folder)
+    assert torch.equal(loaded.unet.out[2].weight, tiny.unet.out[2].weight)
+
+
+def test_cli_prints_one_line_and_no_traceback(tmp_path):
+    bad = tmp_path / "broken.ckpt"
+    bad.write_bytes(b"PK\x03\x04 this zip is cut short")
+    for target, expected in [
+        (tmp_path / "missing.safetensors", "no such file"),
+        (bad, "truncated or corrupt"),
+    ]:
+        result = subprocess.run(
+            [sys.executable, "-m", "sd", "inspect", str(target)], capture_output=True, text=True, cwd=REPO
+        )
+        assert result.returncode == 2
+        assert result.stderr.startswith("error: ") and expected in result.stderr
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_cli_inspect_and_convert(tiny_file, tmp_path):
+    folder = tmp_path / "converted"
+    run = [sys.executable, "-m", "sd"]
+    result = subprocess.run(
+        [*run, "convert", str(tiny_file), str(folder)], capture_output=True, text=True, cwd=REPO
+    )
+    assert result.returncode == 0, result.stderr
+    result = subprocess.run([*run, "inspect", str(folder)], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert "unet" in result.stdout and "1.00M params" in result.stdout

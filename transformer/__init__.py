@@ -1,0 +1,1 @@
+"""Attention, feed-forward blocks, the CLIP tokenizer and text encoder."""

@@ -1,0 +1,51 @@
+"""Multi-head scaled dot-product attention (Vaswani et al. 2017, section 3.2).
+
+    Attention(Q, K, V) = softmax(Q K^T / sqrt(d)) V,   computed once per head.
+
+`multi_head_attention` is the one place where heads are split, attended and merged; the CLIP
+text encoder, the UNet's spatial transformers and the VAE's mid-block all call it, so only the
+projection layers around it differ (their names follow each original checkpoint).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+
+def multi_head_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, causal: bool = False
+) -> torch.Tensor:
+    """Attend with `heads` heads; q is (B, N, H*D), k and v are (B, M, H*D)."""
+    q, k, v = (
+        rearrange(t, "b n (h d) -> b h n d", h=heads) for t in (q, k, v)
+    )  # (B, N, H*D) -> (B, H, N, D)
+    # softmax(q k^T / sqrt(D)) v; `causal` masks keys after the query's own position (CLIP's text).
+    out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)  # (B, H, N, D)
+    return rearrange(out, "b h n d -> b n (h d)")  # (B, H, N, D) -> (B, N, H*D)
+
+
+class CrossAttention(nn.Module):
+    """ldm's CrossAttention: self-attention when `context` is None, else queries attend to the context.
+
+    Keys `to_q`, `to_k`, `to_v`, `to_out.0` match SD checkpoints (`...attn1.to_q.weight`).
+    """
+
+    def __init__(self, query_dim: int, context_dim: int | None, heads: int, dim_head: int) -> None:
+        super().__init__()
+        inner = heads * dim_head
+        self.heads = heads
+        self.to_q = nn.Linear(query_dim, inner, bias=False)
+        self.to_k = nn.Linear(context_dim or query_dim, inner, bias=False)
+        self.to_v = nn.Linear(context_dim or query_dim, inner, bias=False)
+        # A Sequential with a (parameter-free) dropout slot, so the key is `to_out.0` as in ldm.
+        self.to_out = nn.Sequential(nn.Linear(inner, query_dim), nn.Dropout(0.0))
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        context = x if context is None else context
+        q = self.to_q(x)  # (B, N, C) -> (B, N, H*D)
+        k = self.to_k(context)  # (B, M, C_ctx) -> (B, M, H*D)
+        v = self.to_v(context)  # (B, M, C_ctx) -> (B, M, H*D)
+        return self.to_out(multi_head_attention(q, k, v, self.heads))  # (B, N, H*D) -> (B, N, C)

@@ -1,0 +1,1 @@
+"""The conditional UNet of Stable Diffusion (names follow ldm's openaimodel.py)."""

@@ -1,0 +1,119 @@
+"""The conditional UNet of Stable Diffusion (ldm's `UNetModel`, Rombach et al. 2022).
+
+    x_t (B, 4, h, w), t, text (B, 77, 768)  ->  predicted noise eps (B, 4, h, w)
+
+Down path: `input_blocks` halve the resolution level by level (ResBlocks + SpatialTransformers),
+`middle_block` works at the lowest resolution, and `output_blocks` go back up, each first
+concatenating the matching down-path activation (the U-Net skip connections, Ronneberger et al. 2015).
+Attribute names are those of SD checkpoints (`model.diffusion_model.` stripped), so an original
+file loads with a strict `load_state_dict`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from transformer.spatial_transformer import SpatialTransformer
+from unet.config import SD15_UNET, UNetConfig
+from unet.resblock import ResBlock
+from unet.sampling import Downsample, Upsample
+from unet.timestep import timestep_embedding
+
+
+class TimestepEmbedSequential(nn.Sequential):
+    """A Sequential that hands each layer what it needs: ResBlocks the time embedding, transformers the text."""
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        emb: torch.Tensor,
+        context: torch.Tensor,
+        upsample_size: tuple[int, int] | None = None,
+    ) -> torch.Tensor:
+        for layer in self:
+            if isinstance(layer, ResBlock):
+                x = layer(x, emb)
+            elif isinstance(layer, SpatialTransformer):
+                x = layer(x, context)
+            elif isinstance(layer, Upsample):
+                x = layer(x, upsample_size)
+            else:
+                x = layer(x)
+        return x
+
+
+class UNetModel(nn.Module):
+    def __init__(self, config: UNetConfig = SD15_UNET) -> None:
+        super().__init__()
+        self.config = config
+        mc, groups, n = config.model_channels, config.norm_groups, config.num_res_blocks
+        emb_dim = 4 * mc  # 1280 for SD 1.x
+
+        def transformer(ch: int) -> SpatialTransformer:
+            heads, dim_head = config.heads_at(ch)
+            return SpatialTransformer(
+                ch, heads, dim_head, config.context_dim, config.transformer_depth,
+                config.use_linear_in_transformer, groups,
+            )  # fmt: skip
+
+        self.time_embed = nn.Sequential(nn.Linear(mc, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+
+        self.input_blocks = nn.ModuleList(
+            [TimestepEmbedSequential(nn.Conv2d(config.in_channels, mc, 3, padding=1))]
+        )
+        skip_channels = [mc]  # widths of the activations the up path will concatenate, in push order
+        ch = mc
+        last_level = len(config.channel_mult) - 1
+        for level, mult in enumerate(config.channel_mult):
+            for _ in range(n):
+                layers: list[nn.Module] = [ResBlock(ch, emb_dim, mult * mc, groups)]
+                ch = mult * mc
+                if config.has_attention(level):
+                    layers.append(transformer(ch))
+                self.input_blocks.append(TimestepEmbedSequential(*layers))
+                skip_channels.append(ch)
+            if level != last_level:
+                self.input_blocks.append(TimestepEmbedSequential(Downsample(ch)))
+                skip_channels.append(ch)
+
+        self.middle_block = TimestepEmbedSequential(
+            ResBlock(ch, emb_dim, ch, groups), transformer(ch), ResBlock(ch, emb_dim, ch, groups)
+        )
+
+        self.output_blocks = nn.ModuleList()
+        for level, mult in reversed(list(enumerate(config.channel_mult))):
+            for i in range(n + 1):
+                layers = [ResBlock(ch + skip_channels.pop(), emb_dim, mult * mc, groups)]
+                ch = mult * mc
+                if config.has_attention(level):
+                    layers.append(transformer(ch))
+                if level and i == n:
+                    layers.append(Upsample(ch))
+                self.output_blocks.append(TimestepEmbedSequential(*layers))
+
+        self.out = nn.Sequential(
+            nn.GroupNorm(groups, ch), nn.SiLU(), nn.Conv2d(mc, config.out_channels, 3, padding=1)
+        )
+
+    def forward(
+        self, x: torch.Tensor, timesteps: torch.Tensor | float, context: torch.Tensor
+    ) -> torch.Tensor:
+        """Predict the noise in x (B, 4, h, w) at step t given text hidden states (B, 77, 768)."""
+        t = torch.as_tensor(timesteps, device=x.device)
+        t = t.expand(x.shape[0]) if t.ndim == 0 else t  # one timestep per sample: (B,)
+        t_emb = timestep_embedding(t, self.config.model_channels).to(x.dtype)  # (B,) -> (B, 320)
+        emb = self.time_embed(t_emb)  # (B, 320) -> (B, 1280)
+
+        h, skips = x, []
+        for block in self.input_blocks:
+            h = block(h, emb, context)  # e.g. (B, 4, 64, 64) -> (B, 320, 64, 64) -> ... -> (B, 1280, 8, 8)
+            skips.append(h)
+        h = self.middle_block(h, emb, context)  # (B, 1280, 8, 8)
+        for block in self.output_blocks:
+            h = torch.cat(
+                [h, skips.pop()], dim=1
+            )  # (B, C, h, w) + (B, C_skip, h, w) -> (B, C + C_skip, h, w)
+            # Upsample to the size of the next skip, so odd sizes (65 -> 33 -> 17) round-trip exactly.
+            h = block(h, emb, context, upsample_size=skips[-1].shape[-2:] if skips else None)
+        return self.out(h)  # (B, 320, 64, 64) -> (B, 4, 64, 64)

@@ -1,0 +1,37 @@
+"""ldm's ResBlock: two 3x3 convolutions with the timestep added in between (Ho et al. 2020).
+
+    h = conv(SiLU(GN(x)));  h += Linear(SiLU(emb));  h = conv(SiLU(GN(h)));  out = skip(x) + h
+
+Keys follow SD checkpoints: `in_layers.{0,2}`, `emb_layers.1`, `out_layers.{0,3}`, `skip_connection`;
+the parameter-free layers (SiLU, Dropout) keep their slots so the indices match.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ResBlock(nn.Module):
+    def __init__(self, channels: int, emb_channels: int, out_channels: int, norm_groups: int = 32) -> None:
+        super().__init__()
+        self.in_layers = nn.Sequential(
+            nn.GroupNorm(norm_groups, channels), nn.SiLU(), nn.Conv2d(channels, out_channels, 3, padding=1)
+        )
+        self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(emb_channels, out_channels))
+        self.out_layers = nn.Sequential(
+            nn.GroupNorm(norm_groups, out_channels),
+            nn.SiLU(),
+            nn.Dropout(0.0),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1),
+        )
+        # A 1x1 convolution only where the width changes; Identity has no weights, so no key.
+        self.skip_connection = (
+            nn.Identity() if channels == out_channels else nn.Conv2d(channels, out_channels, 1)
+        )
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.in_layers(x)  # (B, C_in, H, W) -> (B, C_out, H, W)
+        h = h + self.emb_layers(emb)[:, :, None, None]  # (B, 1280) -> (B, C_out, 1, 1), broadcast over H, W
+        h = self.out_layers(h)  # (B, C_out, H, W)
+        return self.skip_connection(x) + h  # (B, C_out, H, W)
