@@ -1,5 +1,7 @@
 """Our CLIP text encoder vs transformers' CLIPTextModel at SD 1.5's configuration (random weights, fp32)."""
 
+import json
+
 import pytest
 import torch
 from transformers import CLIPTextConfig as HFConfig
@@ -74,3 +76,24 @@ def test_parameter_count_is_sd15s():
     with torch.device("meta"):
         model = CLIPTextModel(SD15_TEXT)
     assert sum(p.numel() for p in model.parameters()) == 123_060_480
+
+
+def test_original_names_via_diffusers_converter_load_in_transformers(tmp_path):
+    """Our original-layout text keys, passed through diffusers' single-file converter and saved as a
+    transformers folder, load in transformers' CLIPTextModel and give our outputs."""
+    from diffusers.loaders.single_file_utils import convert_ldm_clip_checkpoint
+    from safetensors.torch import save_file
+
+    from sd.loading.diffusers_text_encoder import text_config_to_diffusers
+    from transformer.clip_text import TINY_TEXT
+
+    ours = randomize_(CLIPTextModel(TINY_TEXT), seed=5)
+    original = {f"cond_stage_model.transformer.{k}": v for k, v in ours.state_dict().items()}
+    converted = convert_ldm_clip_checkpoint(original)
+    assert converted.keys() == ours.state_dict().keys()
+    save_file(converted, tmp_path / "model.safetensors")
+    (tmp_path / "config.json").write_text(json.dumps(text_config_to_diffusers(TINY_TEXT)))
+    ref = HFModel.from_pretrained(tmp_path).eval()
+    ids = token_batch()
+    with torch.no_grad():
+        assert relative_error(ours(ids), ref(ids).last_hidden_state) <= TOLERANCE
