@@ -8,13 +8,21 @@ import sys
 from sd.errors import UserError
 
 # Each module has `register(subparsers)` that adds its parser and sets `func(args) -> int`.
-COMMANDS = ["sd.cli.demo", "sd.cli.tokenize", "sd.cli.inspect", "sd.cli.convert"]
+COMMANDS = ["sd.cli.demo", "sd.cli.generate", "sd.cli.tokenize", "sd.cli.inspect", "sd.cli.convert", "sd.cli.bench"]
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse prints its usage block before an error; we print the error alone, on one line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"error: {self.prog}: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="python -m sd",
         description="Stable Diffusion from scratch: tokenize, generate, animate.",
     )

@@ -1,0 +1,68 @@
+"""The reference side of the benchmarks: diffusers/transformers models holding *our* weights.
+
+Both sides share the same tensors (diffusers' modules adopt ours with `assign=True`), so a full-size
+comparison needs one copy of the weights, not two.
+"""
+
+from __future__ import annotations
+
+import tempfile
+
+import torch
+
+from sd.errors import UserError
+from sd.loading.checkpoint import Checkpoint
+from sd.loading.diffusers_text_encoder import text_config_to_diffusers
+from sd.loading.diffusers_unet import unet_config_to_diffusers, unet_to_diffusers
+from sd.loading.diffusers_vae import vae_config_to_diffusers, vae_to_diffusers
+
+
+def require_references():
+    try:
+        import diffusers
+        import transformers
+    except ImportError:
+        raise UserError("benchmarks compare against diffusers/transformers: pip install -e '.[test]'") from None
+    return diffusers, transformers
+
+
+def _public(config: dict) -> dict:
+    return {k: v for k, v in config.items() if not k.startswith("_")}
+
+
+def reference_unet(checkpoint: Checkpoint):
+    diffusers, _ = require_references()
+    config = checkpoint.unet.config
+    with torch.device("meta"):
+        unet = diffusers.UNet2DConditionModel(**_public(unet_config_to_diffusers(config)))
+    unet.load_state_dict(unet_to_diffusers(checkpoint.unet.state_dict(), config), strict=True, assign=True)
+    return unet.eval()
+
+
+def reference_pipeline(checkpoint: Checkpoint, scheduler_class_name: str = "DDIMScheduler"):
+    """diffusers' StableDiffusionPipeline around our weights, with SD 1.5's scheduler config."""
+    diffusers, transformers = require_references()
+    vae_config = checkpoint.vae.config
+    with torch.device("meta"):
+        vae = diffusers.AutoencoderKL(**_public(vae_config_to_diffusers(vae_config)))
+    vae.load_state_dict(vae_to_diffusers(checkpoint.vae.state_dict(), vae_config), strict=True, assign=True)
+    # Built on the CPU, not meta: it keeps a non-persistent `position_ids` buffer the state dict lacks.
+    text_config = transformers.CLIPTextConfig(**text_config_to_diffusers(checkpoint.text_encoder.config))
+    text = transformers.CLIPTextModel(text_config)
+    text_state = {k.removeprefix("text_model."): v for k, v in checkpoint.text_encoder.state_dict().items()}
+    text.load_state_dict(text_state, strict=True, assign=True)  # transformers >= 5 drops `text_model.` in memory
+    with tempfile.TemporaryDirectory() as folder:
+        checkpoint.tokenizer.save_pretrained(folder)
+        tokenizer = transformers.CLIPTokenizer.from_pretrained(folder)
+    schedule = checkpoint.schedule
+    scheduler = getattr(diffusers, scheduler_class_name)(
+        beta_start=schedule.beta_start, beta_end=schedule.beta_end, beta_schedule=schedule.beta_schedule,
+        num_train_timesteps=schedule.num_train_timesteps, steps_offset=1, clip_sample=False,
+        set_alpha_to_one=False, timestep_spacing="leading",
+    )  # fmt: skip
+    pipe = diffusers.StableDiffusionPipeline(
+        vae=vae.eval(), text_encoder=text.eval(), tokenizer=tokenizer, unet=reference_unet(checkpoint),
+        scheduler=scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )  # fmt: skip
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

@@ -1,0 +1,104 @@
+"""`python -m sd txt2img ...` and `python -m sd img2img ...`: images as PNGs with their settings inside."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from PIL.PngImagePlugin import PngInfo
+
+from sd.atomic_output import atomic_output
+from sd.errors import UserError
+from sd.images import load_image
+from sd.loading.checkpoint import DTYPES, load_checkpoint
+from sd.pipeline import StableDiffusionPipeline, check_size
+from sd.samplers import SAMPLERS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    for name, summary in (
+        ("txt2img", "generate images from a prompt"),
+        ("img2img", "generate images from a prompt and an init image"),
+    ):
+        parser = subparsers.add_parser(
+            name,
+            help=summary,
+            description=f"{summary[0].upper()}{summary[1:]}. Image i of a batch uses seed SEED+i, so it is the "
+            "same image whatever --batch is, and the same one diffusers' pipeline makes with those seeds.",
+        )
+        parser.add_argument("prompt", help="what to draw")
+        parser.add_argument("--checkpoint", help="an SD 1.x .safetensors/.ckpt file or a diffusers folder")
+        parser.add_argument("--out", default="outputs/image.png", help="PNG path; a batch writes NAME_0000.png, ...")
+        parser.add_argument("--negative", default="", help="negative prompt (what guidance steers away from)")
+        parser.add_argument("--seed", type=int, default=0, help="seed of the first image (default 0)")
+        parser.add_argument("--steps", type=int, default=50, help="denoising steps (default 50)")
+        parser.add_argument("--sampler", choices=list(SAMPLERS), default="ddim", help="sampler (default ddim)")
+        parser.add_argument("--eta", type=float, default=0.0, help="DDIM's eta: 0 deterministic, 1 DDPM-like")
+        parser.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale (default 7.5)")
+        parser.add_argument("--width", type=int, help="multiple of 8 (default: the model's native size)")
+        parser.add_argument("--height", type=int, help="multiple of 8 (default: the model's native size)")
+        parser.add_argument("--batch", type=int, default=1, help="images to generate (default 1)")
+        parser.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="fp32, bf16, or fp16 on a GPU")
+        parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+        parser.add_argument("--offload", action="store_true", help="keep weights on the CPU between uses (low VRAM)")
+        parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+        if name == "img2img":
+            parser.add_argument("--init-image", required=True, help="the image to start from")
+            parser.add_argument("--strength", type=float, default=0.8, help="0 keeps the image, 1 ignores it")
+        parser.set_defaults(func=run, mode=name)
+
+
+def output_paths(out: Path, batch: int) -> list[Path]:
+    if out.suffix.lower() != ".png":
+        raise UserError(f"{out}: output must be a .png file")
+    if batch == 1:
+        return [out]
+    return [out.with_name(f"{out.stem}_{i:04d}.png") for i in range(batch)]
+
+
+def validate(args: argparse.Namespace) -> list[Path]:
+    """Every check that needs no model, so a typo fails in a second rather than after loading."""
+    if args.checkpoint is None:
+        raise UserError("pass --checkpoint (an SD 1.x file or diffusers folder); the embedded model is not trained yet")
+    if args.steps < 1 or args.batch < 1:
+        raise UserError(f"--steps ({args.steps}) and --batch ({args.batch}) must be at least 1")
+    if args.width or args.height:
+        check_size(args.width or 8, args.height or 8)
+    if args.mode == "img2img" and not 0.0 <= args.strength <= 1.0:
+        raise UserError(f"--strength {args.strength} is outside [0, 1]")
+    paths = output_paths(Path(args.out), args.batch)
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not args.overwrite:
+        raise UserError(f"{existing[0]}: already exists; choose another --out or pass --overwrite")
+    return paths
+
+
+def run(args: argparse.Namespace) -> int:
+    paths = validate(args)
+    init = load_image(args.init_image) if args.mode == "img2img" else None
+    checkpoint = load_checkpoint(args.checkpoint, args.dtype)
+    pipe = StableDiffusionPipeline(checkpoint, device=args.device, offload=args.offload)
+    common = dict(
+        negative_prompt=args.negative, seed=args.seed, steps=args.steps, sampler=args.sampler,
+        guidance=args.guidance, width=args.width, height=args.height, batch=args.batch, eta=args.eta,
+    )  # fmt: skip
+    if init is None:
+        images = pipe.txt2img(args.prompt, **common)
+    else:
+        images = pipe.img2img(args.prompt, init, strength=args.strength, **common)
+    paths[0].parent.mkdir(parents=True, exist_ok=True)
+    for i, (image, path) in enumerate(zip(images, paths, strict=True)):
+        info = PngInfo()
+        settings = {
+            "prompt": args.prompt, "negative_prompt": args.negative, "seed": args.seed + i, "sampler": args.sampler,
+            "steps": args.steps, "guidance": args.guidance, "eta": args.eta, "size": f"{image.width}x{image.height}",
+            "checkpoint": checkpoint.name, "dtype": args.dtype,
+        }  # fmt: skip
+        if init is not None:
+            settings |= {"init_image": Path(args.init_image).name, "strength": args.strength}
+        for key, value in settings.items():
+            info.add_text(key, str(value))
+        with atomic_output(path, overwrite=args.overwrite) as tmp:
+            image.save(tmp, format="PNG", pnginfo=info)
+        print(f"wrote {path} (seed {args.seed + i})")
+    return 0

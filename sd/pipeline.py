@@ -1,0 +1,189 @@
+"""Text-to-image and image-to-image: the components of a checkpoint wired into a sampler loop.
+
+    prompt -> tokenizer -> text encoder -> context (B, 77, 768)
+    noise (or encoded init image + noise) -> [UNet + classifier-free guidance + sampler step] x steps
+    -> latents / 0.18215 -> VAE decoder -> images
+
+Classifier-free guidance (Ho & Salimans 2022): eps = eps_uncond + w * (eps_text - eps_uncond), with the
+unconditional (negative prompt) and conditional halves batched into one UNet call.
+
+Seeds: image i of a batch started with seed s uses its own generator seeded s + i, drawn the way
+diffusers draws on CPU, so it is the same image whatever the batch size, and the same image diffusers'
+pipeline makes with `generator=[torch.Generator().manual_seed(s + i) for i in range(batch)]`.
+`encode_prompt` and `encode_image` are public steps, so the GIF driver can interpolate between them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from PIL import Image
+from torch import nn
+from tqdm.auto import tqdm
+
+from sd.errors import UserError
+from sd.images import image_to_tensor, tensor_to_images
+from sd.loading.checkpoint import Checkpoint
+from sd.samplers import make_sampler
+from sd.samplers.noise import randn_tensor
+
+
+def generators_for(seed: int, batch: int) -> list[torch.Generator]:
+    """One CPU generator per image: seed, seed + 1, ..."""
+    return [torch.Generator("cpu").manual_seed(seed + i) for i in range(batch)]
+
+
+def check_size(width: int, height: int) -> None:
+    for name, value in (("width", width), ("height", height)):
+        if value <= 0 or value % 8:
+            raise UserError(f"{name} {value} is not a positive multiple of 8 (the VAE downsamples by 8)")
+
+
+class StableDiffusionPipeline:
+    def __init__(self, checkpoint: Checkpoint, device: str | torch.device = "cpu", offload: bool = False) -> None:
+        """`offload=True` keeps every component on the CPU and moves each to `device` only while it
+        runs (the low-VRAM split optimizedSD made popular); otherwise all live on `device`."""
+        self.checkpoint = checkpoint
+        self.device = torch.device(device)
+        self.offload = offload
+        self.dtype = next(checkpoint.unet.parameters()).dtype
+        if not offload:
+            for module in self._modules():
+                module.to(self.device)
+
+    def _modules(self) -> list[nn.Module]:
+        return [self.checkpoint.text_encoder, self.checkpoint.unet, self.checkpoint.vae]
+
+    @contextmanager
+    def _on_device(self, module: nn.Module) -> Iterator[nn.Module]:
+        if self.offload and self.device.type != "cpu":
+            module.to(self.device)
+            try:
+                yield module
+            finally:
+                module.to("cpu")
+        else:
+            yield module
+
+    @torch.no_grad()
+    def encode_prompt(self, prompts: list[str], skip_last_layers: int = 0) -> torch.Tensor:
+        """Text hidden states (B, 77, C), the UNet's cross-attention context."""
+        ids = self.checkpoint.tokenizer(prompts).to(self.device)  # (B, 77)
+        with self._on_device(self.checkpoint.text_encoder) as text_encoder:
+            return text_encoder(ids, skip_last_layers)  # (B, 77) -> (B, 77, 768)
+
+    @torch.no_grad()
+    def encode_image(self, image: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
+        """Scaled latents (B, 4, H/8, W/8) of one image (1, 3, H, W) in [-1, 1], one posterior sample per
+        generator (as diffusers' img2img: the VAE sample consumes each generator before the noise does)."""
+        vae = self.checkpoint.vae
+        with self._on_device(vae):
+            posterior = vae.encode(image.to(self.device, self.dtype))  # (1, 3, H, W) -> mean, std (1, 4, h, w)
+        latents = torch.cat([posterior.sample(g) for g in generators])  # (B, 4, h, w)
+        return latents * vae.config.scaling_factor
+
+    @torch.no_grad()
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents (B, 4, h, w) -> images (B, 3, 8h, 8w) in [-1, 1]."""
+        vae = self.checkpoint.vae
+        with self._on_device(vae):
+            return vae.decode(latents / vae.config.scaling_factor)
+
+    @torch.no_grad()
+    def denoise(
+        self,
+        latents: torch.Tensor,
+        context: torch.Tensor,
+        uncond_context: torch.Tensor | None,
+        sampler,
+        timesteps: torch.Tensor,
+        guidance: float,
+        generators: list[torch.Generator],
+        progress: bool = True,
+    ) -> torch.Tensor:
+        """Run the sampler over `timesteps`; guidance applies when `uncond_context` is given."""
+        if uncond_context is not None:
+            both = torch.cat([uncond_context, context])  # (2B, 77, C): negative first, as diffusers
+        with self._on_device(self.checkpoint.unet) as unet:
+            for t in tqdm(timesteps, desc="denoising", disable=not progress, leave=False):
+                if uncond_context is None:
+                    eps = unet(sampler.scale_model_input(latents, t), t, context)  # (B, 4, h, w)
+                else:
+                    model_input = sampler.scale_model_input(torch.cat([latents, latents]), t)  # (2B, 4, h, w)
+                    eps_uncond, eps_text = unet(model_input, t, both).chunk(2)  # 2 x (B, 4, h, w)
+                    eps = eps_uncond + guidance * (eps_text - eps_uncond)
+                latents = sampler.step(eps, t, latents, generator=generators)  # x_t -> x_{t-1}
+        return latents
+
+    def _contexts(self, prompt: str, negative: str, batch: int, guidance: float):
+        context = self.encode_prompt([prompt]).expand(batch, -1, -1)  # (B, 77, C)
+        uncond = self.encode_prompt([negative]).expand(batch, -1, -1) if guidance > 1.0 else None
+        return context, uncond
+
+    def txt2img(
+        self,
+        prompt: str,
+        negative_prompt: str = "",
+        *,
+        seed: int = 0,
+        steps: int = 50,
+        sampler: str = "ddim",
+        guidance: float = 7.5,
+        width: int | None = None,
+        height: int | None = None,
+        batch: int = 1,
+        eta: float = 0.0,
+        progress: bool = True,
+    ) -> list[Image.Image]:
+        resolution = self.checkpoint.vae.config.resolution
+        width, height = width or resolution, height or resolution
+        check_size(width, height)
+        schedule = make_sampler(sampler, self.checkpoint.schedule, **({"eta": eta} if sampler == "ddim" else {}))
+        schedule.set_timesteps(steps, device=self.device)
+        context, uncond = self._contexts(prompt, negative_prompt, batch, guidance)
+        generators = generators_for(seed, batch)
+        shape = (batch, self.checkpoint.unet.config.in_channels, height // 8, width // 8)
+        latents = randn_tensor(shape, generators, self.dtype, self.device) * schedule.init_noise_sigma
+        latents = self.denoise(latents, context, uncond, schedule, schedule.timesteps, guidance, generators, progress)
+        return tensor_to_images(self.decode_latents(latents))
+
+    def img2img(
+        self,
+        prompt: str,
+        init_image: Image.Image,
+        negative_prompt: str = "",
+        *,
+        strength: float = 0.8,
+        seed: int = 0,
+        steps: int = 50,
+        sampler: str = "ddim",
+        guidance: float = 7.5,
+        width: int | None = None,
+        height: int | None = None,
+        batch: int = 1,
+        eta: float = 0.0,
+        progress: bool = True,
+    ) -> list[Image.Image]:
+        """Start from the init image noised to the step `strength` of the way back, as diffusers does:
+        only the last int(steps * strength) steps run; strength 1 ignores the image's content."""
+        if not 0.0 <= strength <= 1.0:
+            raise UserError(f"strength {strength} is outside [0, 1]")
+        if width or height:
+            check_size(width or init_image.width // 8 * 8, height or init_image.height // 8 * 8)
+        image = image_to_tensor(init_image, width, height)  # (1, 3, H, W)
+        schedule = make_sampler(sampler, self.checkpoint.schedule, **({"eta": eta} if sampler == "ddim" else {}))
+        schedule.set_timesteps(steps, device=self.device)
+        start = max(steps - min(int(steps * strength), steps), 0)
+        timesteps = schedule.timesteps[start * schedule.order :]
+        schedule.set_begin_index(start * schedule.order)
+        if len(timesteps) == 0:
+            raise UserError(f"strength {strength} with {steps} steps runs no step; raise one of them")
+        context, uncond = self._contexts(prompt, negative_prompt, batch, guidance)
+        generators = generators_for(seed, batch)
+        latents = self.encode_image(image, generators)  # (B, 4, h, w)
+        noise = randn_tensor(latents.shape, generators, self.dtype, self.device)
+        latents = schedule.add_noise(latents, noise, timesteps[:1].repeat(batch))
+        latents = self.denoise(latents, context, uncond, schedule, timesteps, guidance, generators, progress)
+        return tensor_to_images(self.decode_latents(latents))

@@ -1,0 +1,89 @@
+"""DDIM: a non-Markovian reverse process with the same marginals as DDPM (Song et al. 2021).
+
+With abar_t the cumulative product of alphas and t' = t - 1000 // N the previous timestep, eq. 12:
+
+    x0_hat = (x_t - sqrt(1 - abar_t) eps_theta) / sqrt(abar_t)
+    x_t'   = sqrt(abar_t') x0_hat  +  sqrt(1 - abar_t' - s_t^2) eps_theta  +  s_t z
+    s_t    = eta * sqrt((1 - abar_t') / (1 - abar_t)) * sqrt(1 - abar_t / abar_t')        (eq. 16)
+
+eta = 0 is deterministic (an ODE solver in disguise: same noise in, same image out, few steps needed);
+eta = 1 makes s_t DDPM's posterior standard deviation. After the last visited step (t' < 0) SD 1.5 uses
+abar_0 rather than 1 ("set_alpha_to_one=False"), so the result keeps the faint noise of t=0.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sd.errors import UserError
+from sd.samplers.base import check_prediction_type
+from sd.samplers.ddpm import add_noise
+from sd.samplers.noise import randn_tensor
+from sd.samplers.spacing import leading_timesteps
+from sd.schedule import SD15_SCHEDULE, NoiseSchedule
+
+
+class DDIMSampler:
+    order = 1
+    init_noise_sigma = 1.0
+
+    def __init__(
+        self, schedule: NoiseSchedule = SD15_SCHEDULE, prediction_type: str = "epsilon", eta: float = 0.0
+    ) -> None:
+        if not eta >= 0.0:
+            raise UserError(f"eta must be >= 0 (0 = deterministic DDIM, 1 = DDPM-like noise), got {eta}")
+        self.schedule = schedule
+        self.prediction_type = check_prediction_type(prediction_type)
+        self.eta = float(eta)
+        self.alphas_cumprod = schedule.alphas_cumprod  # (1000,) float32
+        self.final_alpha_cumprod = self.alphas_cumprod[0]  # abar after the last step: set_alpha_to_one=False
+        self.num_inference_steps: int | None = None
+        self.timesteps = torch.arange(schedule.num_train_timesteps - 1, -1, -1)  # (1000,) until set_timesteps
+
+    def set_timesteps(self, num_inference_steps: int, device: torch.device | str = "cpu") -> None:
+        timesteps = leading_timesteps(num_inference_steps, self.schedule.num_train_timesteps)
+        self.num_inference_steps = num_inference_steps
+        self.timesteps = torch.from_numpy(timesteps).to(device)  # (N,) int64
+
+    def set_begin_index(self, begin_index: int = 0) -> None:
+        """Nothing to do: DDIM derives t' from t itself, so img2img needs no begin index."""
+
+    def scale_model_input(self, sample: torch.Tensor, timestep: int | float | torch.Tensor) -> torch.Tensor:
+        return sample  # x_t is already in the UNet's (variance-preserving) scale
+
+    def step(
+        self,
+        model_output: torch.Tensor,
+        timestep: int | float | torch.Tensor,
+        sample: torch.Tensor,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+    ) -> torch.Tensor:
+        if self.num_inference_steps is None:
+            raise RuntimeError("call set_timesteps before step")
+        t = int(timestep)
+        prev_t = t - self.schedule.num_train_timesteps // self.num_inference_steps
+        # 0-d float32 tensors throughout: the same float32 arithmetic as diffusers, bit for bit.
+        alpha_prod_t = self.alphas_cumprod[t]
+        alpha_prod_t_prev = self.alphas_cumprod[prev_t] if prev_t >= 0 else self.final_alpha_cumprod
+        beta_prod_t = 1 - alpha_prod_t
+
+        if self.prediction_type == "epsilon":
+            pred_original_sample = (sample - beta_prod_t ** (0.5) * model_output) / alpha_prod_t ** (0.5)
+            pred_epsilon = model_output
+        else:  # v_prediction
+            pred_original_sample = (alpha_prod_t**0.5) * sample - (beta_prod_t**0.5) * model_output
+            pred_epsilon = (alpha_prod_t**0.5) * model_output + (beta_prod_t**0.5) * sample
+
+        beta_prod_t_prev = 1 - alpha_prod_t_prev
+        variance = (beta_prod_t_prev / beta_prod_t) * (1 - alpha_prod_t / alpha_prod_t_prev)
+        std_dev_t = self.eta * variance ** (0.5)  # s_t
+
+        pred_sample_direction = (1 - alpha_prod_t_prev - std_dev_t**2) ** (0.5) * pred_epsilon
+        prev_sample = alpha_prod_t_prev ** (0.5) * pred_original_sample + pred_sample_direction
+        if self.eta > 0:
+            noise = randn_tensor(model_output.shape, generator, model_output.dtype, model_output.device)
+            prev_sample = prev_sample + std_dev_t * noise
+        return prev_sample
+
+    def add_noise(self, original: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        return add_noise(self.alphas_cumprod, original, noise, timesteps)
