@@ -146,3 +146,20 @@ def test_existing_output_is_never_overwritten_silently(model, tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 2 and "already exists" in result.stderr
     assert out.read_bytes() == b"precious"
+
+
+def test_bf16_pipeline_runs_and_stays_close_to_fp32(model):
+    """bf16 end to end (samplers integrate in float32, the models run in bf16)."""
+    from sd.loading.checkpoint import load_checkpoint
+    from sd.pipeline import StableDiffusionPipeline
+
+    single_file, _ = model
+    images = {
+        dtype: StableDiffusionPipeline(load_checkpoint(single_file, dtype)).txt2img(
+            PROMPT, NEGATIVE, seed=1, steps=4, sampler="dpmpp_2m", progress=False
+        )[0]
+        for dtype in ("fp32", "bf16")
+    }
+    fp32, bf16 = (np.asarray(images[d], dtype=np.float64) for d in ("fp32", "bf16"))
+    assert bf16.shape == fp32.shape == (64, 64, 3)
+    assert np.abs(bf16 - fp32).mean() < 8  # same picture up to bf16 rounding (mean of 0..255 steps)
