@@ -6,3 +6,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "data"
 WEIGHTS_DIR = REPO_ROOT / "weights"
 CLIP_BPE_PATH = DATA_DIR / "bpe_simple_vocab_16e6.txt.gz"
+# The small model trained here on generated shapes: the default when no --checkpoint is given.
+DEFAULT_CHECKPOINT = WEIGHTS_DIR / "tiny-shapes.safetensors"
+# The attribute classifier that judges prompt adherence (`python -m sd eval`).
+CLASSIFIER_PATH = WEIGHTS_DIR / "shapes-classifier.safetensors"

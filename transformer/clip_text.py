@@ -126,5 +126,5 @@ class CLIPTextModel(nn.Module):
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), eos]  # (B, 77, 768) -> (B, 768)
 
 
-# A toy size for tests and the offline demo: the real CLIP vocabulary, a small, shallow transformer.
-TINY_TEXT = CLIPTextConfig(hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4)
+# The embedded model's size: the real CLIP vocabulary (so prompts tokenize as for SD), a small, shallow tower.
+TINY_TEXT = CLIPTextConfig(hidden_size=64, intermediate_size=256, num_hidden_layers=3, num_attention_heads=4)

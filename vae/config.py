@@ -44,5 +44,5 @@ class VAEConfig:
 
 SD15_VAE = VAEConfig()
 
-# A toy size for tests and the offline demo; still f=8 (64x64 images -> 8x8x4 latents), like SD.
-TINY_VAE = VAEConfig(ch=16, ch_mult=(1, 2, 2, 2), num_res_blocks=1, norm_groups=8, resolution=64)
+# The embedded model's size (about 1M parameters): still f=8 (64x64 images -> 8x8x4 latents), like SD.
+TINY_VAE = VAEConfig(ch=16, ch_mult=(1, 2, 4, 4), num_res_blocks=1, norm_groups=8, resolution=64)

@@ -1,35 +1,51 @@
-"""`python -m sd demo`: the whole text-to-image data flow, offline, in a few seconds.
+"""`python -m sd demo`: the whole text-to-image data flow, offline, in seconds.
 
-Until the project's own small trained model ships in weights/, this walks the real SD 1.5
-architecture (built on the meta device: shapes and parameter counts, no memory) and pushes one
-prompt through every component of a toy-sized model with random weights, printing each shape on
-the way: tokenizer -> text encoder -> UNet (one denoising step) -> VAE decoder -> image.
+With the small model trained here (weights/tiny-shapes.safetensors) it pushes one prompt through every
+component, printing each shape on the way (tokenizer -> text encoder -> UNet steps -> VAE decoder), then
+draws a few example prompts into outputs/demo/. It also shows the real SD 1.5 architecture's size
+(built on the meta device: shapes only, no memory) that the same code loads with --checkpoint.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
-from transformer.clip_text import SD15_TEXT, TINY_TEXT, CLIPTextModel
-from transformer.clip_tokenizer import default_tokenizer
-from unet.config import SD15_UNET, TINY_UNET
+from sd.atomic_output import atomic_output
+from sd.errors import UserError
+from sd.loading.checkpoint import load_checkpoint
+from sd.paths import DEFAULT_CHECKPOINT
+from sd.pipeline import StableDiffusionPipeline
+from transformer.clip_text import SD15_TEXT, CLIPTextModel
+from unet.config import SD15_UNET
 from unet.model import UNetModel
 from vae.autoencoder import AutoencoderKL
-from vae.config import SD15_VAE, TINY_VAE
+from vae.config import SD15_VAE
+
+EXAMPLES = [
+    "a large red circle in the top left on a blue background",
+    "a small yellow star in the center on a black background",
+    "a large white heart in the bottom right on a pink background",
+    "a large blue ring in the top right on a yellow background",
+    "a small green cross in the bottom left on a white background",
+    "a large purple diamond in the center on a orange background",
+]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "demo",
-        help="run the whole pipeline offline and show what each stage does",
-        description=__doc__,
+        "demo", help="run the whole pipeline offline and show what each stage does", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--prompt", default="a caterpillar smoking a hookah on a mushroom")
+    )  # fmt: skip
+    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="model to run (default: the shipped one)")
+    parser.add_argument("--out", default="outputs/demo", help="folder for the images (default outputs/demo)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=25)
     parser.set_defaults(func=run)
 
 
@@ -39,39 +55,43 @@ def count(module: torch.nn.Module) -> str:
 
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    tokenizer = default_tokenizer()
-    tokens = tokenizer.tokenize(args.prompt)
-    ids = tokenizer([args.prompt])  # (1, 77)
-    print(f'prompt: "{args.prompt}"')
-    print(f"  tokenizer      {len(tokens)} BPE tokens {tokens} -> ids {tuple(ids.shape)}, padded to 77")
-
     with torch.device("meta"):  # the real thing's shapes, no memory
-        sd15 = {
-            "text encoder": CLIPTextModel(SD15_TEXT),
-            "VAE": AutoencoderKL(SD15_VAE),
-            "UNet": UNetModel(SD15_UNET),
-        }
-    print("Stable Diffusion 1.5 architecture (hand-written, built on the meta device):")
+        sd15 = {"text encoder": CLIPTextModel(SD15_TEXT), "VAE": AutoencoderKL(SD15_VAE), "UNet": UNetModel(SD15_UNET)}
+    print("Stable Diffusion 1.5, hand-written (built on the meta device; load real weights with --checkpoint):")
     for name, module in sd15.items():
         print(f"  {name:<14} {count(module)} parameters")
 
-    torch.manual_seed(args.seed)
-    text_encoder, unet, vae = (
-        CLIPTextModel(TINY_TEXT).eval(),
-        UNetModel(TINY_UNET).eval(),
-        AutoencoderKL(TINY_VAE).eval(),
-    )
-    print("one pass through a toy-sized model with random weights (the trained one comes with weights/):")
-    with torch.no_grad():
-        context = text_encoder(ids)
-        print(f"  text encoder   ids {tuple(ids.shape)} -> hidden states {tuple(context.shape)}")
-        latents = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(args.seed))
-        eps = unet(latents, 999, context)
-        print(
-            f"  UNet           noisy latents {tuple(latents.shape)} at t=999 -> predicted noise {tuple(eps.shape)}"
-        )
-        image = vae.decode(latents / vae.config.scaling_factor)
-        print(f"  VAE decoder    latents {tuple(latents.shape)} -> image {tuple(image.shape)}")
-    print(f"done in {time.perf_counter() - start:.1f}s; to run the stack on your own SD 1.x checkpoint:")
-    print("  python -m sd inspect weights/your-model.safetensors")
+    if not Path(args.checkpoint).exists():
+        if args.checkpoint != str(DEFAULT_CHECKPOINT):
+            raise UserError(f"{args.checkpoint}: no such checkpoint")
+        print(f"\n{DEFAULT_CHECKPOINT} is not there yet (it is trained by `python -m sd.train.*`, see README)")
+        return 0
+    checkpoint = load_checkpoint(args.checkpoint)
+    pipe = StableDiffusionPipeline(checkpoint)
+    print(f"\nthe small model trained here ({checkpoint.name}), one prompt through every stage:")
+    for name in ("text_encoder", "vae", "unet"):
+        print(f"  {name:<14} {count(getattr(checkpoint, name))} parameters")
+    prompt = EXAMPLES[0]
+    tokens = checkpoint.tokenizer.tokenize(prompt)
+    ids = checkpoint.tokenizer([prompt])
+    print(f'  prompt         "{prompt}"')
+    print(f"  tokenizer      {len(tokens)} BPE tokens -> ids {tuple(ids.shape)} (start, tokens, end, padding)")
+    context = pipe.encode_prompt([prompt])
+    print(f"  text encoder   ids {tuple(ids.shape)} -> hidden states {tuple(context.shape)}")
+    latents = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(args.seed))
+    print(f"  UNet           noise {tuple(latents.shape)} -> {args.steps} DPM-Solver++ steps with guidance")
+    print(f"  VAE decoder    latents {tuple(latents.shape)} -> image (1, 3, 64, 64)")
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    images = [
+        pipe.txt2img(p, "", seed=args.seed, steps=args.steps, sampler="dpmpp_2m", guidance=5.0, progress=False)[0]
+        for p in EXAMPLES
+    ]
+    sheet = np.concatenate([np.asarray(im.resize((128, 128), Image.NEAREST)) for im in images], axis=1)
+    with atomic_output(out / "examples.png", overwrite=True) as tmp:
+        Image.fromarray(sheet).save(tmp, format="PNG")
+    for i, prompt in enumerate(EXAMPLES):
+        print(f"  [{i}] {prompt}")
+    print(f"wrote {out / 'examples.png'} ({len(EXAMPLES)} images, left to right) in {time.perf_counter() - start:.1f}s")
     return 0

@@ -11,6 +11,7 @@ from sd.atomic_output import atomic_output
 from sd.errors import UserError
 from sd.images import load_image
 from sd.loading.checkpoint import DTYPES, load_checkpoint
+from sd.paths import DEFAULT_CHECKPOINT
 from sd.pipeline import StableDiffusionPipeline, check_size
 from sd.samplers import SAMPLERS
 
@@ -27,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "same image whatever --batch is, and the same one diffusers' pipeline makes with those seeds.",
         )
         parser.add_argument("prompt", help="what to draw")
-        parser.add_argument("--checkpoint", help="an SD 1.x .safetensors/.ckpt file or a diffusers folder")
+        default = DEFAULT_CHECKPOINT.name
+        parser.add_argument("--checkpoint", help=f"an SD 1.x file or diffusers folder (default: weights/{default})")
         parser.add_argument("--out", default="outputs/image.png", help="PNG path; a batch writes NAME_0000.png, ...")
         parser.add_argument("--negative", default="", help="negative prompt (what guidance steers away from)")
         parser.add_argument("--seed", type=int, default=0, help="seed of the first image (default 0)")
@@ -59,7 +61,9 @@ def output_paths(out: Path, batch: int) -> list[Path]:
 def validate(args: argparse.Namespace) -> list[Path]:
     """Every check that needs no model, so a typo fails in a second rather than after loading."""
     if args.checkpoint is None:
-        raise UserError("pass --checkpoint (an SD 1.x file or diffusers folder); the embedded model is not trained yet")
+        if not DEFAULT_CHECKPOINT.exists():
+            raise UserError(f"{DEFAULT_CHECKPOINT} is missing; pass --checkpoint (an SD 1.x file or diffusers folder)")
+        args.checkpoint = str(DEFAULT_CHECKPOINT)
     if args.steps < 1 or args.batch < 1:
         raise UserError(f"--steps ({args.steps}) and --batch ({args.batch}) must be at least 1")
     if args.width or args.height:

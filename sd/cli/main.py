@@ -8,7 +8,10 @@ import sys
 from sd.errors import UserError
 
 # Each module has `register(subparsers)` that adds its parser and sets `func(args) -> int`.
-COMMANDS = ["sd.cli.demo", "sd.cli.generate", "sd.cli.tokenize", "sd.cli.inspect", "sd.cli.convert", "sd.cli.bench"]
+COMMANDS = [
+    "sd.cli.demo", "sd.cli.generate", "sd.cli.tokenize", "sd.cli.inspect", "sd.cli.convert", "sd.cli.bench",
+    "sd.cli.eval",
+]  # fmt: skip
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

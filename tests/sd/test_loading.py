@@ -241,7 +241,7 @@ def test_cli_prints_one_line_and_no_traceback(tmp_path):
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
 
-def test_cli_inspect_and_convert(tiny_file, tmp_path):
+def test_cli_inspect_and_convert(tiny, tiny_file, tmp_path):
     folder = tmp_path / "converted"
     run = [sys.executable, "-m", "sd"]
     result = subprocess.run(
@@ -250,4 +250,5 @@ def test_cli_inspect_and_convert(tiny_file, tmp_path):
     assert result.returncode == 0, result.stderr
     result = subprocess.run([*run, "inspect", str(folder)], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr
-    assert "unet" in result.stdout and "1.00M params" in result.stdout
+    unet_params = sum(p.numel() for p in tiny.unet.parameters()) / 1e6
+    assert "unet" in result.stdout and f"{unet_params:.2f}M params" in result.stdout

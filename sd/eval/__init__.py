@@ -1,0 +1,1 @@
+"""Judging generated images: an attribute classifier, prompt-adherence scores, sample grids."""

@@ -1,0 +1,61 @@
+"""A PNG grid of generated samples, each titled with its prompt, to look at what the scores summarise.
+
+Each cell's frame says which prompt set it came from (held-in or held-out pairs); a red title means
+the classifier read something other than the prompt, and the extra line says what it saw.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from dataclasses import dataclass, field
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from sd.atomic_output import atomic_output  # noqa: E402
+
+GROUP_COLOURS = {"held-in": "tab:blue", "held-out": "tab:orange"}
+
+
+@dataclass
+class GridCell:
+    image: Image.Image
+    prompt: str
+    group: str = "held-in"  # a key of GROUP_COLOURS, or any label (drawn gray)
+    wrong: dict[str, str] = field(default_factory=dict)  # attribute -> what the classifier saw instead
+
+
+def write_grid(cells: list[GridCell], path: str | os.PathLike, columns: int = 8, overwrite: bool = False) -> None:
+    """Draw `cells` row by row, `columns` to a row, into a PNG at `path` (written atomically)."""
+    if not cells:
+        raise ValueError("no samples to draw")
+    columns = min(columns, len(cells))
+    rows = -(-len(cells) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.55 * columns, 1.95 * rows + 0.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, cell in zip(axes.flat, cells, strict=False):
+        ax.axis("on")
+        ax.imshow(cell.image.convert("RGB"), interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        colour = GROUP_COLOURS.get(cell.group, "gray")
+        for spine in ax.spines.values():
+            spine.set_edgecolor(colour)
+            spine.set_linewidth(2.5)
+        title = textwrap.fill(cell.prompt, 26)
+        if cell.wrong:
+            title += "\nsaw: " + ", ".join(cell.wrong.values())
+        ax.set_title(title, fontsize=5.5, color="crimson" if cell.wrong else "black", pad=3)
+    fig.suptitle(
+        "frame: blue = held-in colour-shape pair, orange = held-out pair; red title = the classifier saw otherwise",
+        fontsize=8,
+    )
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        fig.savefig(tmp, format="png", dpi=150)
+    plt.close(fig)

@@ -1,0 +1,1 @@
+"""Training scripts for the embedded small model: one per stage, resumable, single-process or torchrun."""

@@ -1,0 +1,55 @@
+"""Put the trained stages together into the shipped model: one original-layout single file.
+
+    python -m sd.train.assemble --vae outputs/train/vae/vae.safetensors --t2i outputs/train/t2i/state.pt \\
+        --out weights/tiny-shapes.safetensors
+
+Weights are stored in fp16 (half the size; `load_checkpoint` converts to the dtype asked for) with the
+configs in the file's metadata, so it loads like any SD 1.x checkpoint and exports to diffusers.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from sd.loading.checkpoint import Checkpoint
+from sd.loading.original import save_original
+from sd.schedule import SD15_SCHEDULE
+from sd.train.state import load_state
+from sd.train.text_to_image import TextToImage, load_vae
+from transformer.clip_tokenizer import default_tokenizer
+
+
+def assemble(vae_path: Path, t2i_state: Path, use_ema: bool = True, dtype: torch.dtype = torch.float16) -> Checkpoint:
+    state = load_state(t2i_state)
+    if state is None:
+        raise FileNotFoundError(f"{t2i_state}: no training state")
+    model = TextToImage()
+    model.load_state_dict(state["ema" if use_ema else "model"])
+    return Checkpoint(
+        tokenizer=default_tokenizer(),
+        text_encoder=model.text_encoder.to(dtype).eval(),
+        vae=load_vae(vae_path).to(dtype),
+        unet=model.unet.to(dtype).eval(),
+        schedule=SD15_SCHEDULE,
+        name="tiny-shapes",
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m sd.train.assemble", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--vae", type=Path, default=Path("outputs/train/vae/vae.safetensors"))
+    p.add_argument("--t2i", type=Path, default=Path("outputs/train/t2i/state.pt"))
+    p.add_argument("--raw", action="store_true", help="ship the raw weights instead of the EMA ones")
+    p.add_argument("--out", type=Path, default=Path("weights/tiny-shapes.safetensors"))
+    p.add_argument("--overwrite", action="store_true")
+    args = p.parse_args(argv)
+    path = save_original(assemble(args.vae, args.t2i, use_ema=not args.raw), args.out, overwrite=args.overwrite)
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+
+
+if __name__ == "__main__":
+    main()

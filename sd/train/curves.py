@@ -1,0 +1,27 @@
+"""Loss history kept in the training state and drawn as a PNG (log-scale loss against step)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_curves(history: dict[str, list[tuple[int, float]]], path: Path, title: str) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, points in history.items():
+        if points:
+            steps, values = zip(*points, strict=True)
+            ax.plot(steps, values, label=name, marker="o" if name.startswith("val") else None, markersize=3)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
