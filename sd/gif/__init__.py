@@ -1,0 +1,1 @@
+"""The GIF driver: keyframed prompts to smooth, reproducible animations."""
