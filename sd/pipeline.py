@@ -117,6 +117,12 @@ class StableDiffusionPipeline:
                 latents = sampler.step(eps, t, latents, generator=generators)  # x_t -> x_{t-1}
         return latents
 
+    def _sampler(self, name: str, steps: int, eta: float):
+        """The named sampler with its timesteps set; eta only means something to DDIM."""
+        sampler = make_sampler(name, self.checkpoint.schedule, **({"eta": eta} if name == "ddim" else {}))
+        sampler.set_timesteps(steps, device=self.device)
+        return sampler
+
     def _contexts(self, prompt: str, negative: str, batch: int, guidance: float):
         context = self.encode_prompt([prompt]).expand(batch, -1, -1)  # (B, 77, C)
         uncond = self.encode_prompt([negative]).expand(batch, -1, -1) if guidance > 1.0 else None
@@ -140,8 +146,7 @@ class StableDiffusionPipeline:
         resolution = self.checkpoint.vae.config.resolution
         width, height = width or resolution, height or resolution
         check_size(width, height)
-        schedule = make_sampler(sampler, self.checkpoint.schedule, **({"eta": eta} if sampler == "ddim" else {}))
-        schedule.set_timesteps(steps, device=self.device)
+        schedule = self._sampler(sampler, steps, eta)
         context, uncond = self._contexts(prompt, negative_prompt, batch, guidance)
         generators = generators_for(seed, batch)
         shape = (batch, self.checkpoint.unet.config.in_channels, height // 8, width // 8)
@@ -173,8 +178,7 @@ class StableDiffusionPipeline:
         if width or height:
             check_size(width or init_image.width // 8 * 8, height or init_image.height // 8 * 8)
         image = image_to_tensor(init_image, width, height)  # (1, 3, H, W)
-        schedule = make_sampler(sampler, self.checkpoint.schedule, **({"eta": eta} if sampler == "ddim" else {}))
-        schedule.set_timesteps(steps, device=self.device)
+        schedule = self._sampler(sampler, steps, eta)
         start = max(steps - min(int(steps * strength), steps), 0)
         timesteps = schedule.timesteps[start * schedule.order :]
         schedule.set_begin_index(start * schedule.order)

@@ -15,7 +15,7 @@ import torch
 
 from sd.data.dataset import generate
 from sd.eval.classifier import load_classifier, scene_attributes
-from sd.train.text_to_image import load_vae
+from sd.train.vae_file import load_vae
 
 
 @torch.no_grad()

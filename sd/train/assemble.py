@@ -18,7 +18,8 @@ from sd.loading.checkpoint import Checkpoint
 from sd.loading.original import save_original
 from sd.schedule import SD15_SCHEDULE
 from sd.train.state import load_state
-from sd.train.text_to_image import TextToImage, load_vae
+from sd.train.text_to_image import TextToImage
+from sd.train.vae_file import load_vae
 from transformer.clip_tokenizer import default_tokenizer
 
 

@@ -18,31 +18,27 @@ exactly what one process does. Re-running the same command resumes from `--out`/
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
 from sd.data.dataset import generate
-from sd.loading.config_json import config_from_dict
 from sd.schedule import SD15_SCHEDULE
 from sd.train.curves import plot_curves
 from sd.train.distributed import Dist, check_ranks_identical, cleanup, setup, wrap
 from sd.train.ema import EMA
 from sd.train.lr_schedule import warmup_cosine
 from sd.train.state import load_state, save_state
+from sd.train.vae_file import load_vae
 from transformer.clip_text import TINY_TEXT, CLIPTextModel
 from transformer.clip_tokenizer import default_tokenizer
 from unet.config import TINY_UNET
 from unet.model import UNetModel
 from vae.autoencoder import AutoencoderKL
-from vae.config import VAEConfig
 
 
 class TextToImage(nn.Module):
@@ -72,14 +68,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--save-every", type=int, default=250)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     return p.parse_args(argv)
-
-
-def load_vae(path: Path) -> AutoencoderKL:
-    with safe_open(path, "pt") as f:
-        config = config_from_dict(VAEConfig, json.loads(f.metadata()["config"]), str(path))
-    vae = AutoencoderKL(config)
-    vae.load_state_dict(load_file(path), strict=True)
-    return vae.eval().requires_grad_(False)
 
 
 @torch.no_grad()

@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
-from safetensors.torch import save_file
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -31,6 +29,7 @@ from sd.train.curves import plot_curves
 from sd.train.distributed import Dist, check_ranks_identical, cleanup, setup, wrap
 from sd.train.lr_schedule import warmup_cosine
 from sd.train.state import load_state, save_state
+from sd.train.vae_file import save_vae
 from vae.autoencoder import AutoencoderKL
 from vae.config import TINY_VAE, VAEConfig
 
@@ -97,12 +96,6 @@ def latent_scaling_factor(model: AutoencoderKL, images: np.ndarray, device: torc
     return 1.0 / z.std().item()
 
 
-def save_component(model: torch.nn.Module, config, path: Path) -> None:
-    """Weights and config in one safetensors file."""
-    state = {k: v.contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, path, metadata={"config": json.dumps(dataclasses.asdict(config))})
-
-
 def train(args: argparse.Namespace, config: VAEConfig = TINY_VAE) -> dict:
     d: Dist = setup(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -152,7 +145,7 @@ def train(args: argparse.Namespace, config: VAEConfig = TINY_VAE) -> dict:
     if d.main:
         model.eval()
         final = dataclasses.replace(config, scaling_factor=latent_scaling_factor(model, data.images[:2048], d.device))
-        save_component(model, final, args.out / "vae.safetensors")
+        save_vae(model, final, args.out / "vae.safetensors")
     cleanup(d)
     return {"history": history, "model": model}
 
