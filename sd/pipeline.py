@@ -15,7 +15,7 @@ pipeline makes with `generator=[torch.Generator().manual_seed(s + i) for i in ra
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -102,12 +102,16 @@ class StableDiffusionPipeline:
         guidance: float,
         generators: list[torch.Generator],
         progress: bool = True,
+        on_step: Callable[[int, torch.Tensor], None] | None = None,
     ) -> torch.Tensor:
-        """Run the sampler over `timesteps`; guidance applies when `uncond_context` is given."""
+        """Run the sampler over `timesteps`; guidance applies when `uncond_context` is given.
+        `on_step(i, latents)` sees the latents before step i (the GIF driver keeps some to branch from)."""
         if uncond_context is not None:
             both = torch.cat([uncond_context, context])  # (2B, 77, C): negative first, as diffusers
         with self._on_device(self.checkpoint.unet) as unet:
-            for t in tqdm(timesteps, desc="denoising", disable=not progress, leave=False):
+            for i, t in enumerate(tqdm(timesteps, desc="denoising", disable=not progress, leave=False)):
+                if on_step is not None:
+                    on_step(i, latents)
                 if uncond_context is None:
                     eps = unet(sampler.scale_model_input(latents, t), t, context)  # (B, 4, h, w)
                 else:

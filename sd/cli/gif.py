@@ -1,0 +1,130 @@
+"""`python -m sd gif`: keyframed prompts to an animated GIF, an MP4, or a folder of PNG frames.
+
+    python -m sd gif "0: a red circle on a blue background" "24: a blue square on a yellow background"
+    python -m sd gif --keyframes prompts.txt --loop --out loop.gif
+    python -m sd gif "a red circle" "a blue square" --frames 24 --init-image photo.png --strength 0.6
+    python -m sd gif --from-json out.gif.json --out again.gif      # the same file, byte for byte
+
+Keyframe lines are `FRAME: PROMPT` or `FRAME seed=SEED: PROMPT`, the first at frame 0. Without a seed a
+keyframe's noise comes from --seed plus its frame number. With --frames N the arguments are plain
+prompts spread evenly over N frames. Frames are cached in --cache-dir by a hash of what makes them, so
+an interrupted run resumes and a re-run with another --fps, --out format, --pixelate or --scale only
+re-encodes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from sd.errors import UserError
+from sd.gif.animate import DEFAULT_CACHE, animate
+from sd.gif.easing import EASINGS
+from sd.gif.keyframes import parse_keyframes, spread_prompts
+from sd.gif.settings import GIF_SAMPLERS, TEXT_INTERPOLATIONS, GifSettings
+from sd.gif.sidecar import read_sidecar
+from sd.gif.writers import gif_duration_ms
+from sd.paths import DEFAULT_CHECKPOINT
+
+DEFAULTS = GifSettings()
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("gif", help="animate keyframed prompts into a GIF/MP4", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("keyframes", nargs="*", help="keyframe lines 'FRAME: PROMPT' (or plain prompts with --frames)")
+    p.add_argument("--keyframes", dest="keyframes_file", metavar="FILE", help="a file of keyframe lines")
+    p.add_argument("--frames", type=int, help="spread plain prompts evenly over this many frames")
+    p.add_argument("--from-json", metavar="SIDECAR", help="reproduce the run recorded in a sidecar JSON")
+    p.add_argument("--out", help="output .gif, .mp4, or a folder for PNG frames (default outputs/animation.gif)")
+    p.add_argument("--checkpoint", help=f"an SD 1.x file or diffusers folder (default {DEFAULT_CHECKPOINT.name})")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help=f"frame cache (default {DEFAULT_CACHE})")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the frame cache")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    g = p.add_argument_group("generation")
+    g.add_argument("--negative", dest="negative_prompt", help="negative prompt for every frame")
+    g.add_argument("--seed", type=int, help=f"base seed: keyframe seed = SEED + frame (default {DEFAULTS.seed})")
+    g.add_argument("--steps", type=int, help=f"denoising steps per keyframe (default {DEFAULTS.steps})")
+    g.add_argument("--sampler", choices=GIF_SAMPLERS, help=f"(default {DEFAULTS.sampler})")
+    g.add_argument("--guidance", type=float, help=f"classifier-free guidance (default {DEFAULTS.guidance})")
+    g.add_argument("--width", type=int, help="multiple of 8 (default: the model's size)")
+    g.add_argument("--height", type=int, help="multiple of 8 (default: the model's size)")
+    g.add_argument("--batch", type=int, help="frames per UNet call; same pixels as --batch 1 (default 1)")
+
+    i = p.add_argument_group("interpolation")
+    i.add_argument("--easing", choices=list(EASINGS), help=f"(default {DEFAULTS.easing})")
+    i.add_argument("--text-interp", choices=TEXT_INTERPOLATIONS, help=f"(default {DEFAULTS.text_interp})")
+    i.add_argument("--fixed-latent", action="store_true", default=None, help="one noise for all frames")
+    i.add_argument("--loop", action="store_true", default=None, help="travel back to the first keyframe")
+    i.add_argument("--loop-frames", type=int, help="frames of the way back (default: the mean keyframe gap)")
+    i.add_argument("--pingpong", action="store_true", default=None, help="play forward, then backward")
+    i.add_argument("--init-image", help="every frame is img2img from this image")
+    i.add_argument("--strength", type=float, help=f"img2img strength (default {DEFAULTS.strength})")
+    i.add_argument("--feedback", action="store_true", default=None, help="each frame is img2img from the last one")
+    i.add_argument("--no-share", dest="share", action="store_false", default=None,
+                   help="denoise every frame from its own noise (no trajectory sharing)")  # fmt: skip
+    i.add_argument("--branch", type=float, help=f"fraction of steps in-betweens share (default {DEFAULTS.branch})")
+    i.add_argument("--max-jump", type=float, help="insert frames where a step is above this (mean |diff|, 0-255)")
+    i.add_argument("--max-frames", type=int, help=f"cap on frames (default {DEFAULTS.max_frames})")
+
+    o = p.add_argument_group("output")
+    o.add_argument("--fps", type=float, help=f"frames per second (default {DEFAULTS.fps:g})")
+    o.add_argument("--dither", action="store_true", default=None, help="Floyd-Steinberg dithering in the GIF")
+    o.add_argument("--palette", choices=("shared", "per-frame"), help="GIF palette (default shared)")
+    o.add_argument("--pixelate", type=int, metavar="WIDTH", help="pixel-art look: a grid WIDTH pixels wide")
+    o.add_argument("--colors", type=int, help=f"palette size for --pixelate (default {DEFAULTS.colors})")
+    o.add_argument("--scale", type=int, help="nearest-neighbour upscale of the output (default 1)")
+    p.set_defaults(func=run)
+
+
+SETTING_ARGS = [f for f in GifSettings.__dataclass_fields__ if f != "init_image_sha256"]
+
+
+def keyframes_and_settings(args: argparse.Namespace):
+    given = {k: getattr(args, k) for k in SETTING_ARGS if getattr(args, k, None) is not None}
+    if args.from_json:
+        if args.keyframes or args.keyframes_file or given:
+            raise UserError("--from-json takes the keyframes and settings from the sidecar; pass only --out, "
+                            "--checkpoint, --cache-dir or --overwrite with it")  # fmt: skip
+        keyframes, settings, record = read_sidecar(args.from_json)
+        return keyframes, settings, record.get("output"), record["checkpoint"]
+    if args.keyframes_file and args.keyframes:
+        raise UserError("give keyframes either as arguments or with --keyframes FILE, not both")
+    if args.keyframes_file:
+        path = Path(args.keyframes_file)
+        if not path.is_file():
+            raise UserError(f"{path}: no such keyframes file")
+        keyframes = parse_keyframes(path.read_text(encoding="utf-8"), source=str(path))
+    elif not args.keyframes:
+        raise UserError("no keyframes: pass lines like '0: a red circle' or --keyframes FILE")
+    elif args.frames is not None:
+        keyframes = spread_prompts(args.keyframes, args.frames)
+    else:
+        keyframes = parse_keyframes("\n".join(args.keyframes), source="keyframe arguments")
+    return keyframes, GifSettings(**given), None, None
+
+
+def run(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    keyframes, settings, recorded_out, recorded_checkpoint = keyframes_and_settings(args)
+    out = Path(args.out or recorded_out or "outputs/animation.gif")
+    checkpoint = args.checkpoint or (recorded_checkpoint or {}).get("path") or DEFAULT_CHECKPOINT
+    if not Path(checkpoint).exists():
+        raise UserError(f"{checkpoint}: no such checkpoint; pass --checkpoint (an SD 1.x file or diffusers folder)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    expected = (recorded_checkpoint or {}).get("weights_sha256")
+    result = animate(
+        keyframes, out, settings, checkpoint=checkpoint, cache_dir=None if args.no_cache else args.cache_dir,
+        overwrite=args.overwrite, progress=not args.quiet, expected_weights=expected,
+    )  # fmt: skip
+    print("smoothness (mean |frame difference|, 0-255, per step; jump ratio = max / median step):")
+    for stats in result.smoothness:
+        print(stats.line())
+    seconds = time.perf_counter() - start
+    print(f"wrote {out} ({len(result.frames)} frames, {gif_duration_ms(settings.fps)} ms each) and "
+          f"{result.outputs[1]}; {result.unet_steps} UNet steps, {result.cached_frames} frames from the cache, "
+          f"{seconds:.1f}s")  # fmt: skip
+    return 0

@@ -1,0 +1,171 @@
+"""The Python API of the GIF driver: keyframes and settings in, frames out, files written.
+
+    from sd.gif.animate import animate
+    result = animate("0: a red circle on a blue background\\n24: a blue square on a yellow background",
+                     out="out.gif", settings=GifSettings(seed=3, loop=True))
+    result.frames  # PIL images in play order
+
+Order of work: plan the frames (timeline.py), render them (renderer.py, cached on disk), insert
+in-betweens where a step is above --max-jump, measure smoothness, pixelate/scale, mirror for
+--pingpong, then write the output and its JSON sidecar, each under a temporary name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from sd.errors import UserError
+from sd.gif.easing import EASINGS
+from sd.gif.frame_cache import FrameCache
+from sd.gif.keyframes import Keyframe, parse_keyframes
+from sd.gif.pixelate import pixelate
+from sd.gif.renderer import FrameRenderer, RenderedFrame
+from sd.gif.settings import GifSettings
+from sd.gif.sidecar import sidecar_path, write_sidecar
+from sd.gif.smoothness import TransitionStats, midpoints, step_distances, transition_stats
+from sd.gif.timeline import FrameSpec, plan_frames
+from sd.gif.writers import output_format, write_gif, write_mp4, write_png_folder
+from sd.loading.checkpoint import load_checkpoint
+from sd.loading.fingerprint import weights_sha256
+from sd.paths import DEFAULT_CHECKPOINT
+from sd.pipeline import StableDiffusionPipeline
+
+DEFAULT_CACHE = Path("outputs/cache/frames")
+
+
+@dataclass
+class Animation:
+    frames: list[Image.Image]  # in play order, as written
+    specs: list[FrameSpec]  # in play order
+    smoothness: list[TransitionStats]
+    unet_steps: int  # sampler steps run for this call (cached frames cost none)
+    cached_frames: int
+    outputs: list[Path] = field(default_factory=list)
+    record: dict = field(default_factory=dict)  # what the sidecar holds
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def check_output(out: Path, overwrite: bool) -> None:
+    output_format(out)
+    for path in (out, sidecar_path(out)):
+        if path.exists() and not overwrite:
+            raise UserError(f"{path}: already exists; choose another --out or pass --overwrite")
+    if not out.parent.exists():
+        raise UserError(f"{out.parent}: no such folder for the output")
+
+
+def _refine(renderer: FrameRenderer, frames: list[RenderedFrame], settings: GifSettings) -> list[RenderedFrame]:
+    """Insert halfway frames into every step above --max-jump until none is left or the cap is reached."""
+    while len(frames) < settings.max_frames:
+        specs = [f.spec for f in frames]
+        distances = step_distances([f.image for f in frames], wrap=settings.loop)
+        new = midpoints(specs, distances, settings.max_jump, budget=settings.max_frames - len(frames))
+        if not new:
+            break
+        rendered = renderer.render([spec for _, spec in new])
+        for (position, _), frame in sorted(zip(new, rendered, strict=True), key=lambda x: -x[0][0]):
+            frames.insert(position + 1, frame)
+    return frames
+
+
+def animate(
+    keyframes: str | list[Keyframe],
+    out: str | Path | None = None,
+    settings: GifSettings | None = None,
+    *,
+    checkpoint: str | Path | None = None,
+    pipe: StableDiffusionPipeline | None = None,
+    cache_dir: str | Path | None = DEFAULT_CACHE,
+    overwrite: bool = False,
+    progress: bool = True,
+    expected_weights: str | None = None,
+) -> Animation:
+    """Render the animation of `keyframes` (text like '0: a prompt' or Keyframe objects); write `out`
+    (.gif, .mp4, or a folder of PNGs) and its sidecar `out`.json when given. Pass a loaded `pipe` to
+    reuse it, else `checkpoint` (default: the shipped model) is loaded. `expected_weights` (a sidecar's
+    fingerprint) refuses to run on other weights."""
+    settings = settings or GifSettings()
+    if isinstance(keyframes, str):
+        keyframes = parse_keyframes(keyframes)
+    settings.validate()
+    if out is not None:
+        out = Path(out)
+        check_output(out, overwrite)
+    if settings.init_image is not None:
+        if not Path(settings.init_image).is_file():
+            raise UserError(f"{settings.init_image}: no such init image")
+        digest = file_sha256(settings.init_image)
+        if settings.init_image_sha256 not in (None, digest):
+            raise UserError(f"{settings.init_image}: not the init image this run was made with (sha256 differs)")
+        settings.init_image_sha256 = digest
+    if pipe is None:
+        checkpoint = Path(checkpoint or DEFAULT_CHECKPOINT)
+        pipe = StableDiffusionPipeline(load_checkpoint(checkpoint))
+    weights = weights_sha256(pipe.checkpoint)
+    if expected_weights not in (None, weights):
+        raise UserError(
+            f"{checkpoint or pipe.checkpoint.name}: not the weights this run was made with (sha256 "
+            f"{weights[:12]}..., the sidecar says {expected_weights[:12]}...); pass the right --checkpoint"
+        )
+
+    cache = FrameCache(cache_dir)
+    renderer = FrameRenderer(pipe, keyframes, settings, weights, cache, progress)
+    ease = EASINGS[settings.easing]
+    specs = plan_frames(keyframes, ease, loop=settings.loop, loop_frames=settings.loop_frames)
+    if len(specs) > settings.max_frames:
+        raise UserError(f"{len(specs)} frames planned, over --max-frames {settings.max_frames}; raise the cap")
+    frames = renderer.render(specs)
+    if settings.max_jump is not None:
+        frames = _refine(renderer, frames, settings)
+    specs = [f.spec for f in frames]
+    images = [f.image for f in frames]
+    stats = transition_stats(specs, step_distances(images, wrap=settings.loop))
+
+    if settings.pixelate:
+        images = pixelate(images, settings.pixelate, settings.colors, settings.dither)
+    if settings.scale > 1:
+        images = [im.resize((im.width * settings.scale, im.height * settings.scale), Image.NEAREST) for im in images]
+    records = frames
+    if settings.pingpong and len(frames) > 2:
+        images, specs, records = images + images[-2:0:-1], specs + specs[-2:0:-1], frames + frames[-2:0:-1]
+
+    record = {
+        "keyframes": [{"frame": k.frame, "prompt": k.prompt, "seed": k.seed} for k in keyframes],
+        "settings": settings.to_dict(),
+        "checkpoint": {
+            "path": str(checkpoint) if checkpoint else None,
+            "name": pipe.checkpoint.name,
+            "weights_sha256": weights,
+        },  # fmt: skip
+        "frames": [
+            {
+                "left": f.spec.left,
+                "right": f.spec.right,
+                "weight": f.spec.weight,
+                "seeds": [renderer.seeds[f.spec.left], renderer.seeds[f.spec.right]],
+                "first_step": f.begin,
+                "key": f.key,
+            }  # fmt: skip
+            for f in records
+        ],
+        "smoothness": [s.__dict__ for s in stats],
+    }
+    result = Animation(images, specs, stats, renderer.unet_steps, sum(f.cached for f in frames), record=record)
+    if out is not None:
+        kind = output_format(out)
+        if kind == "gif":
+            write_gif(images, out, settings.fps, settings.palette, settings.dither, overwrite=overwrite)
+        elif kind == "mp4":
+            write_mp4(images, out, settings.fps, overwrite=overwrite)
+        else:
+            write_png_folder(images, out, overwrite=overwrite)
+        write_sidecar(sidecar_path(out), record | {"output": str(out)}, overwrite=overwrite)
+        result.outputs = [out, sidecar_path(out)]
+    return result

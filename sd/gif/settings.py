@@ -1,0 +1,103 @@
+"""Every setting of an animation in one dataclass: what the CLI fills, the sidecar JSON stores, and
+`--from-json` reads back, so a run is reproduced from its sidecar alone.
+
+Seeds: keyframe k's noise comes from its own `seed=` if the keyframe line gives one, else from
+`seed + frame` (the run's --seed plus the keyframe's frame number), so inserting a keyframe does not
+change the seeds of the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from sd.errors import UserError
+from sd.gif.easing import EASINGS
+from sd.gif.keyframes import Keyframe
+from sd.samplers import SAMPLERS
+
+TEXT_INTERPOLATIONS = ("lerp", "slerp", "off")
+# Ancestral samplers draw fresh noise every step, so neighbouring frames would not share a trajectory.
+GIF_SAMPLERS = ("ddim", "euler", "dpmpp_2m")
+DEFAULT_BRANCH = 0.6  # share this fraction of each transition's steps with the keyframes (measured: README)
+FORMATS = ("gif", "mp4", "png")
+
+
+@dataclass
+class GifSettings:
+    negative_prompt: str = ""
+    seed: int = 0
+    steps: int = 20
+    sampler: str = "dpmpp_2m"
+    guidance: float = 5.0
+    width: int | None = None  # None: the model's native size
+    height: int | None = None
+    easing: str = "smooth"
+    text_interp: str = "lerp"
+    fixed_latent: bool = False
+    loop: bool = False
+    pingpong: bool = False
+    loop_frames: int | None = None
+    init_image: str | None = None
+    init_image_sha256: str | None = None
+    strength: float = 0.6
+    feedback: bool = False
+    share: bool = True  # trajectory sharing (latent-blending style branching)
+    branch: float = DEFAULT_BRANCH
+    max_jump: float | None = None
+    max_frames: int = 1000  # cap on frames after --max-jump insertions
+    batch: int = 1
+    fps: float = 12.0
+    dither: bool = False
+    palette: str = "shared"  # "shared" or "per-frame"
+    pixelate: int | None = None  # pixel-grid width
+    colors: int = 16  # palette size for --pixelate
+    scale: int = 1  # nearest-neighbour upscale of the written frames
+
+    def keyframe_seed(self, keyframe: Keyframe) -> int:
+        return keyframe.seed if keyframe.seed is not None else self.seed + keyframe.frame
+
+    def validate(self) -> None:
+        """Everything that needs no model, so a typo fails at once rather than after loading."""
+        checks = [
+            (self.sampler in GIF_SAMPLERS, f"--sampler {self.sampler}: GIFs need a deterministic sampler "
+             f"({', '.join(GIF_SAMPLERS)}); {', '.join(s for s in SAMPLERS if s not in GIF_SAMPLERS)} add new "
+             "noise every step and make frames flicker"),
+            (self.steps >= 1, f"--steps {self.steps} must be at least 1"),
+            (self.easing in EASINGS, f"--easing {self.easing}: choose one of {', '.join(EASINGS)}"),
+            (self.text_interp in TEXT_INTERPOLATIONS,
+             f"--text-interp {self.text_interp}: choose one of {', '.join(TEXT_INTERPOLATIONS)}"),
+            (0.0 < self.strength <= 1.0, f"--strength {self.strength} must be in (0, 1]"),
+            (not (self.feedback and self.strength >= 1.0), "--feedback needs --strength below 1, or frames ignore "
+             "the previous one"),
+            (0.0 < self.branch < 1.0, f"--branch {self.branch} must be between 0 and 1"),
+            (self.max_jump is None or self.max_jump > 0, f"--max-jump {self.max_jump} must be positive"),
+            (not (self.feedback and self.max_jump), "--max-jump cannot be combined with --feedback (an inserted "
+             "frame would change every frame after it)"),
+            (not (self.feedback and self.batch > 1), "--batch cannot apply with --feedback: each frame starts "
+             "from the one before"),
+            (self.batch >= 1, f"--batch {self.batch} must be at least 1"),
+            (self.fps > 0, f"--fps {self.fps} must be positive"),
+            (self.palette in ("shared", "per-frame"), f"--palette {self.palette}: choose shared or per-frame"),
+            (self.pixelate is None or self.pixelate >= 2, f"--pixelate {self.pixelate} must be at least 2 pixels"),
+            (2 <= self.colors <= 256, f"--colors {self.colors} must be between 2 and 256"),
+            (1 <= self.scale <= 16, f"--scale {self.scale} must be between 1 and 16"),
+            (self.loop_frames is None or self.loop_frames >= 1, f"--loop-frames {self.loop_frames} must be >= 1"),
+            (not (self.loop and self.pingpong), "choose --loop or --pingpong, not both"),
+        ]  # fmt: skip
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+        for name, value in (("width", self.width), ("height", self.height)):
+            if value is not None and (value <= 0 or value % 8):
+                raise UserError(f"--{name} {value} is not a positive multiple of 8 (the VAE downsamples by 8)")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "settings") -> GifSettings:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UserError(f"{source}: unknown setting {unknown[0]!r}")
+        return cls(**data)

@@ -1,0 +1,24 @@
+"""A fingerprint of a model's weights, for outputs that must say exactly which model made them.
+
+It hashes the tensors (names, dtypes, shapes, bytes) rather than the file, so the same weights give the
+same fingerprint whether they came from a .safetensors file, a .ckpt, or a diffusers folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+
+from sd.loading.checkpoint import Checkpoint
+
+
+def weights_sha256(checkpoint: Checkpoint) -> str:
+    digest = hashlib.sha256()
+    for part in ("text_encoder", "unet", "vae"):
+        state = getattr(checkpoint, part).state_dict()
+        for name in sorted(state):
+            tensor = state[name].detach().cpu().contiguous()
+            digest.update(f"{part}.{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
