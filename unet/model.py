@@ -101,11 +101,12 @@ class UNetModel(nn.Module):
     ) -> torch.Tensor:
         """Predict the noise in x (B, 4, h, w) at step t given text hidden states (B, 77, 768)."""
         t = torch.as_tensor(timesteps, device=x.device)
-        # One shared timestep is embedded once and broadcast: cheaper, and a sample's result then does not
-        # depend on the batch size (a (B, 320) matmul may round differently for different B).
+        # One timestep shared by the batch is embedded once, as (1, 1280), and broadcast in every ResBlock:
+        # cheaper, and a sample's result does not depend on the batch size (a (B, 320) matmul may round
+        # differently for different B).
         t = t.reshape(1) if t.ndim == 0 or (t.numel() > 1 and bool((t == t[0]).all())) else t  # (1,) or (B,)
-        t_emb = timestep_embedding(t, self.config.model_channels).to(x.dtype)  # (B,) -> (B, 320)
-        emb = self.time_embed(t_emb).expand(x.shape[0], -1)  # (B, 320) -> (B, 1280)
+        t_emb = timestep_embedding(t, self.config.model_channels).to(x.dtype)  # (B or 1,) -> (B or 1, 320)
+        emb = self.time_embed(t_emb)  # (B or 1, 320) -> (B or 1, 1280)
 
         h, skips = x, []
         for block in self.input_blocks:

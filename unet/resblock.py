@@ -32,6 +32,6 @@ class ResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         h = self.in_layers(x)  # (B, C_in, H, W) -> (B, C_out, H, W)
-        h = h + self.emb_layers(emb)[:, :, None, None]  # (B, 1280) -> (B, C_out, 1, 1), broadcast over H, W
+        h = h + self.emb_layers(emb)[:, :, None, None]  # (B or 1, 1280) -> (B or 1, C_out, 1, 1), broadcast
         h = self.out_layers(h)  # (B, C_out, H, W)
         return self.skip_connection(x) + h  # (B, C_out, H, W)

@@ -1,6 +1,8 @@
-"""`python -m sd bench [unet|txt2img|memory|all]`: ours vs the reference, side by side in one process.
+"""`python -m sd bench [unet|txt2img|memory|all|gif]`: ours vs the reference, side by side in one process.
 
-Random SD 1.5-size weights (no real checkpoint exists on these machines). Medians of interleaved runs
+unet, txt2img and memory (and `all`, which is those three) use random SD 1.5-size weights (no real
+checkpoint exists on these machines). `gif` runs only when asked: it needs a trained model (--checkpoint)
+and compares our GIF driver with a naive per-frame diffusers loop on it. Medians of interleaved runs
 and our/diffusers ratios; a ratio below 1 means we are faster.
 """
 
@@ -12,17 +14,23 @@ from pathlib import Path
 
 import torch
 
+from sd.errors import UserError
+from sd.paths import DEFAULT_CHECKPOINT, REPO_ROOT
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bench", help="benchmark our SD 1.5 stack against diffusers", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    parser.add_argument("what", nargs="?", choices=["unet", "txt2img", "memory", "all"], default="all")
+    parser.add_argument("what", nargs="?", choices=["unet", "txt2img", "memory", "all", "gif"], default="all")
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds per side (default 3), after a warm-up")
     parser.add_argument("--steps", type=int, default=4, help="txt2img denoising steps (default 4)")
     parser.add_argument("--size", type=int, default=512, help="txt2img image side in pixels (default 512)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    default_model = DEFAULT_CHECKPOINT.relative_to(REPO_ROOT)
+    parser.add_argument("--checkpoint", default=None, help=f"gif: the model to animate (default {default_model})")
+    parser.add_argument("--frames", type=int, default=24, help="gif: frames of the animation (default 24)")
     parser.set_defaults(func=run)
 
 
@@ -33,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
     require_references()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.what == "gif":
+        return run_gif(args)
+
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; random SD 1.5 weights")
     checkpoint = random_sd15()
 
@@ -70,4 +81,30 @@ def run(args: argparse.Namespace) -> int:
               "(memory-mapped: weights are read when used)")  # fmt: skip
         print(f"  after reading every weight +{m['touched'] - m['base']:.2f} GiB = "
               f"{(m['touched'] - m['base']) / m['file']:.2f}x the weights")  # fmt: skip
+    return 0
+
+
+def run_gif(args: argparse.Namespace) -> int:
+    from sd.bench.gif import bench_gif
+
+    checkpoint = Path(args.checkpoint or DEFAULT_CHECKPOINT)
+    if not checkpoint.exists():
+        raise UserError(f"{checkpoint}: no such checkpoint; pass --checkpoint (a trained SD 1.x file or folder)")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    r = bench_gif(checkpoint, frames=args.frames, repeats=args.repeats)
+    print(f"\ngif, {checkpoint.name}: {r['frames']} frames at {r['size']}x{r['size']}, 3 keyframes, {r['sampler']} "
+          f"{r['steps']} steps, guidance {r['guidance']:g}; medians of {r['repeats']} interleaved runs")  # fmt: skip
+    print("| variant | wall s (median) | vs diffusers naive | UNet frame-steps | vs per-frame | jump ratios |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for v in r["variants"].values():
+        ratios = ", ".join(f"{x:.2f}" for x in v["jump_ratios"])
+        print(f"| {v['label']} | {v['seconds']:.2f} | {v['vs_diffusers']:.2f}x | {v['unet_steps']} | "
+              f"{v['steps_vs_per_frame']:.2f}x | {ratios} (max {v['max_jump_ratio']:.2f}, "
+              f"mean {v['mean_jump_ratio']:.2f}) |")  # fmt: skip
+    print(f"ours per frame vs diffusers naive: max pixel difference {r['parity_max_pixel_difference']}/255")
+    verdict = "within" if r["end_to_end_s"] <= r["budget_s"] else "OVER"
+    this_run = f"{r['frames']} frames at {r['size']}x{r['size']}, {r['threads']} torch threads"
+    print(f"ours end to end (model load {r['load_s']:.2f} s + animate with sharing, first run in this process): "
+          f"{r['end_to_end_s']:.2f} s, {verdict} the {r['budget_s']:.0f} s budget (set for 24 frames at 64x64 on 2 "
+          f"CPU cores; this run: {this_run})")  # fmt: skip
     return 0

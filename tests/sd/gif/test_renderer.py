@@ -1,0 +1,86 @@
+"""Frames of the GIF driver: batch-invariant, keyframes exact, sharing cheaper, each option doing its job."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sd.gif.animate import animate
+from sd.gif.keyframes import parse_keyframes
+from sd.gif.settings import GifSettings
+from tests.sd.gif.conftest import KEYFRAMES
+
+FAST = dict(steps=6)
+
+
+def pixels(frames: list[Image.Image]) -> np.ndarray:
+    return np.stack([np.asarray(f) for f in frames]).astype(np.int16)  # (F, H, W, 3)
+
+
+def run(pipe, **settings):
+    return animate(KEYFRAMES, settings=GifSettings(**FAST | settings), pipe=pipe, cache_dir=None, progress=False)
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_batch_gives_the_same_pixels_as_one_frame_at_a_time(tiny_pipe, share):
+    one = pixels(run(tiny_pipe, share=share).frames)
+    for batch in (2, 3):  # 7 frames: chunks of 2+2+2+1 and 3+3+1; UNet batches of up to 6 (renderer.py)
+        assert np.array_equal(pixels(run(tiny_pipe, share=share, batch=batch).frames), one), batch
+
+
+def test_batch_is_invariant_without_guidance_too(tiny_pipe):
+    one = pixels(run(tiny_pipe, guidance=1.0).frames)
+    assert np.array_equal(pixels(run(tiny_pipe, guidance=1.0, batch=2).frames), one)
+
+
+def test_keyframes_are_the_txt2img_images_of_their_prompts_and_seeds(tiny_pipe):
+    anim = run(tiny_pipe, share=False, seed=10)
+    for keyframe in parse_keyframes(KEYFRAMES):
+        expected = tiny_pipe.txt2img(
+            keyframe.prompt, seed=10 + keyframe.frame, steps=6, sampler="dpmpp_2m", guidance=5.0, progress=False
+        )[0]
+        assert np.array_equal(np.asarray(anim.frames[keyframe.frame]), np.asarray(expected)), keyframe
+
+
+def test_trajectory_sharing_costs_fewer_unet_steps_and_keeps_keyframes(tiny_pipe):
+    shared, alone = run(tiny_pipe), run(tiny_pipe, share=False)
+    assert alone.unet_steps == 7 * 6  # every frame from its own noise
+    branch = round(6 * 0.6)  # in-betweens run only the steps after the branch point
+    assert shared.unet_steps == 3 * 6 + 4 * (6 - branch)
+    for index in (0, 3, 6):  # the keyframes are denoised in full either way
+        assert np.array_equal(np.asarray(shared.frames[index]), np.asarray(alone.frames[index]))
+
+
+def test_fixed_latent_uses_one_noise_and_seeds_change_frames(tiny_pipe):
+    base = pixels(run(tiny_pipe, share=False).frames)
+    fixed = pixels(run(tiny_pipe, share=False, fixed_latent=True).frames)
+    assert np.array_equal(fixed[0], base[0])  # keyframe 0's own noise
+    assert not np.array_equal(fixed[3], base[3])  # keyframe 1 drawn from keyframe 0's noise instead
+    other_seed = pixels(run(tiny_pipe, share=False, seed=1).frames)
+    assert not np.array_equal(other_seed[0], base[0])
+
+
+def test_text_interpolation_moves_between_frames(tiny_pipe):
+    lerped = pixels(run(tiny_pipe, share=False, fixed_latent=True).frames)
+    switched = pixels(run(tiny_pipe, share=False, fixed_latent=True, text_interp="off").frames)
+    assert np.array_equal(switched[1], switched[0])  # same noise, same text until halfway: same frame
+    assert not np.array_equal(lerped[1], lerped[0])  # interpolated text: the frame moves
+
+
+def test_init_image_and_feedback(tiny_pipe, tmp_path):
+    image = tmp_path / "init.png"
+    Image.fromarray(np.full((64, 64, 3), (200, 30, 30), np.uint8)).save(image)
+    with_image = run(tiny_pipe, init_image=str(image), strength=0.5)
+    assert with_image.unet_steps < run(tiny_pipe).unet_steps  # img2img runs only the last half of the steps
+    feedback = run(tiny_pipe, feedback=True, strength=0.5)
+    assert feedback.unet_steps == 6 + 6 * 3  # frame 0 in full, then each frame the last 3 steps
+    assert not np.array_equal(pixels(feedback.frames), pixels(run(tiny_pipe).frames))
+
+
+def test_max_jump_inserts_frames_until_no_step_is_above_it(tiny_pipe):
+    plain = run(tiny_pipe)
+    steps = [s.max for s in plain.smoothness]
+    limit = min(steps) * 0.9
+    refined = run(tiny_pipe, max_jump=limit)
+    assert len(refined.frames) > len(plain.frames)
+    assert all(s.max <= limit for s in refined.smoothness) or len(refined.frames) == 1000
+    assert [s.weight for s in refined.specs if s.weight == 0.0] == [0.0] * 3  # keyframes kept, once each
