@@ -2,8 +2,9 @@
 
 With the small model trained here (weights/tiny-shapes.safetensors) it pushes one prompt through every
 component, printing each shape on the way (tokenizer -> text encoder -> UNet steps -> VAE decoder), then
-draws a few example prompts into outputs/demo/. It also shows the real SD 1.5 architecture's size
-(built on the meta device: shapes only, no memory) that the same code loads with --checkpoint.
+draws a few example prompts into outputs/demo/ and animates keyframed prompts into GIFs there. It also
+shows the real SD 1.5 architecture's size (built on the meta device: shapes only, no memory) that the
+same code loads with --checkpoint.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from PIL import Image
 
 from sd.atomic_output import atomic_output
 from sd.errors import UserError
+from sd.gif.animate import animate
+from sd.gif.settings import GifSettings
 from sd.loading.checkpoint import load_checkpoint
 from sd.paths import DEFAULT_CHECKPOINT
 from sd.pipeline import StableDiffusionPipeline
@@ -34,6 +37,22 @@ EXAMPLES = [
     "a large blue ring in the top right on a yellow background",
     "a small green cross in the bottom left on a white background",
     "a large purple diamond in the center on a orange background",
+]
+
+
+LOOP_KEYFRAMES = """\
+0: a large red circle in the center on a blue background
+12: a large yellow star in the center on a black background
+24: a large white heart in the center on a pink background"""
+WALK_KEYFRAMES = """\
+0: a small green square in the top left on a white background
+12: a small green square in the top right on a white background
+24: a small green square in the bottom right on a white background
+36: a small green square in the bottom left on a white background"""
+DEMO_GIFS = [
+    ("shapes.gif", LOOP_KEYFRAMES, GifSettings(loop=True, scale=4, seed=1)),
+    ("walk.gif", WALK_KEYFRAMES, GifSettings(loop=True, scale=4, seed=2)),
+    ("pixel.gif", LOOP_KEYFRAMES, GifSettings(pingpong=True, pixelate=16, colors=8, scale=4, seed=1)),
 ]
 
 
@@ -93,5 +112,12 @@ def run(args: argparse.Namespace) -> int:
         Image.fromarray(sheet).save(tmp, format="PNG")
     for i, prompt in enumerate(EXAMPLES):
         print(f"  [{i}] {prompt}")
-    print(f"wrote {out / 'examples.png'} ({len(EXAMPLES)} images, left to right) in {time.perf_counter() - start:.1f}s")
+    print(f"wrote {out / 'examples.png'} ({len(EXAMPLES)} images, left to right)")
+
+    print("\nkeyframed prompts -> GIF (python -m sd gif; each keyframe once, slerped noise, lerped text):")
+    for name, keyframes, settings in DEMO_GIFS:
+        result = animate(keyframes, out / name, settings, pipe=pipe, overwrite=True, progress=False)
+        ratios = ", ".join(f"{s.jump_ratio:.2f}" for s in result.smoothness)
+        print(f"  wrote {out / name}: {len(result.frames)} frames, jump ratios {ratios}")
+    print(f"done in {time.perf_counter() - start:.1f}s")
     return 0

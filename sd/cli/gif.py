@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--negative", dest="negative_prompt", help="negative prompt for every frame")
     g.add_argument("--seed", type=int, help=f"base seed: keyframe seed = SEED + frame (default {DEFAULTS.seed})")
     g.add_argument("--steps", type=int, help=f"denoising steps per keyframe (default {DEFAULTS.steps})")
-    g.add_argument("--sampler", choices=GIF_SAMPLERS, help=f"(default {DEFAULTS.sampler})")
+    g.add_argument("--sampler", help=f"{', '.join(GIF_SAMPLERS)} (default {DEFAULTS.sampler})")
     g.add_argument("--guidance", type=float, help=f"classifier-free guidance (default {DEFAULTS.guidance})")
     g.add_argument("--width", type=int, help="multiple of 8 (default: the model's size)")
     g.add_argument("--height", type=int, help="multiple of 8 (default: the model's size)")
@@ -86,7 +86,7 @@ SETTING_ARGS = [f for f in GifSettings.__dataclass_fields__ if f != "init_image_
 def keyframes_and_settings(args: argparse.Namespace):
     given = {k: getattr(args, k) for k in SETTING_ARGS if getattr(args, k, None) is not None}
     if args.from_json:
-        if args.keyframes or args.keyframes_file or given:
+        if args.keyframes or args.keyframes_file or args.frames is not None or given:
             raise UserError("--from-json takes the keyframes and settings from the sidecar; pass only --out, "
                             "--checkpoint, --cache-dir or --overwrite with it")  # fmt: skip
         keyframes, settings, record = read_sidecar(args.from_json)
@@ -124,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
     for stats in result.smoothness:
         print(stats.line())
     seconds = time.perf_counter() - start
-    print(f"wrote {out} ({len(result.frames)} frames, {gif_duration_ms(settings.fps)} ms each) and "
+    timing = f"{gif_duration_ms(settings.fps)} ms each" if out.suffix.lower() == ".gif" else f"{settings.fps:g} fps"
+    print(f"wrote {out} ({len(result.frames)} frames, {timing}) and "
           f"{result.outputs[1]}; {result.unet_steps} UNet steps, {result.cached_frames} frames from the cache, "
           f"{seconds:.1f}s")  # fmt: skip
     return 0

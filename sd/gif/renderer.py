@@ -81,7 +81,7 @@ class FrameRenderer:
         self.init_latents = None
         self.start = 0  # first step of a frame's own trajectory
         if s.init_image is not None:
-            image = image_to_tensor(load_image(s.init_image), s.width, s.height)  # (1, 3, H, W)
+            image = image_to_tensor(load_image(s.init_image), self.width, self.height)  # (1, 3, H, W)
             self.init_latents = pipe.encode_image(image, generators_for(s.seed, 1))  # (1, 4, h, w)
             self.start = s.steps - int(s.steps * s.strength)
         self.feedback_start = s.steps - int(s.steps * s.strength)
@@ -92,7 +92,8 @@ class FrameRenderer:
         self.base = {
             "weights": weights_sha256, "negative": s.negative_prompt, "steps": s.steps, "sampler": s.sampler,
             "guidance": float(s.guidance), "size": [self.width, self.height], "text_interp": s.text_interp,
-            "fixed_latent": s.fixed_latent, "init": s.init_image_sha256, "strength": float(s.strength),
+            "fixed_latent": s.fixed_latent, "init": s.init_image_sha256,
+            "strength": float(s.strength) if s.init_image or s.feedback else None,
             "feedback": s.feedback, "share": self.share, "branch": self.branch if self.share else None,
             "dtype": str(pipe.dtype),
         }  # fmt: skip

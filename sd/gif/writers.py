@@ -28,7 +28,8 @@ def output_format(path: Path) -> str:
 
 
 def gif_duration_ms(fps: float) -> int:
-    return round(1000 / fps)
+    """What a GIF frame lasts: round(1000 / fps) ms, to the hundredth of a second the format stores."""
+    return 10 * round(round(1000 / fps) / 10)
 
 
 def write_gif(

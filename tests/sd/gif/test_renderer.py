@@ -68,7 +68,7 @@ def test_text_interpolation_moves_between_frames(tiny_pipe):
 
 def test_init_image_and_feedback(tiny_pipe, tmp_path):
     image = tmp_path / "init.png"
-    Image.fromarray(np.full((64, 64, 3), (200, 30, 30), np.uint8)).save(image)
+    Image.fromarray(np.full((80, 100, 3), (200, 30, 30), np.uint8)).save(image)  # resized to 64x64
     with_image = run(tiny_pipe, init_image=str(image), strength=0.5)
     assert with_image.unet_steps < run(tiny_pipe).unet_steps  # img2img runs only the last half of the steps
     feedback = run(tiny_pipe, feedback=True, strength=0.5)
