@@ -44,14 +44,13 @@ LOOP_KEYFRAMES = """\
 0: a large red circle in the center on a blue background
 12: a large yellow star in the center on a black background
 24: a large white heart in the center on a pink background"""
-WALK_KEYFRAMES = """\
-0: a small green square in the top left on a white background
-12: a small green square in the top right on a white background
-24: a small green square in the bottom right on a white background
-36: a small green square in the bottom left on a white background"""
+GROW_KEYFRAMES = """\
+0: a small blue ring in the center on a yellow background
+12: a large blue ring in the center on a yellow background
+24: a large purple ring in the center on a white background"""
 DEMO_GIFS = [
     ("shapes.gif", LOOP_KEYFRAMES, GifSettings(loop=True, scale=4, seed=1)),
-    ("walk.gif", WALK_KEYFRAMES, GifSettings(loop=True, scale=4, seed=2)),
+    ("grow.gif", GROW_KEYFRAMES, GifSettings(pingpong=True, scale=4, seed=2)),
     ("pixel.gif", LOOP_KEYFRAMES, GifSettings(pingpong=True, pixelate=16, colors=8, scale=4, seed=1)),
 ]
 

@@ -2,6 +2,7 @@
 diffusers loop that makes the same frames as ours without sharing (else its timing compares nothing)."""
 
 from sd.bench.gif import bench_gif
+from sd.gif.settings import DEFAULT_BRANCH
 from sd.loading.original import save_original
 from tests.tiny_checkpoint import tiny_checkpoint
 
@@ -18,8 +19,9 @@ def test_bench_gif_counts_and_parity(tmp_path):
     assert result["frames"] == FRAMES and result["steps"] == STEPS
     assert per_frame["unet_steps"] == naive["unet_steps"] == FRAMES * STEPS
     assert shared["unet_steps"] < per_frame["unet_steps"]
-    # 3 keyframes in full, each in-between from the branch step (round(20 * 0.6) = 12): 8 steps each.
-    assert shared["unet_steps"] == 3 * STEPS + (FRAMES - 3) * (STEPS - 12)
+    # 3 keyframes in full, each in-between from the branch step (round(20 * 0.8) = 16): 4 steps each.
+    branch = round(STEPS * DEFAULT_BRANCH)
+    assert shared["unet_steps"] == 3 * STEPS + (FRAMES - 3) * (STEPS - branch)
     for variant in (shared, per_frame):  # Animation.unet_steps agrees with the calls the UNet saw
         assert variant["unet_calls"] == variant["unet_steps"]
         assert len(variant["images"]) == FRAMES

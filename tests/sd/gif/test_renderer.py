@@ -6,7 +6,7 @@ from PIL import Image
 
 from sd.gif.animate import animate
 from sd.gif.keyframes import parse_keyframes
-from sd.gif.settings import GifSettings
+from sd.gif.settings import DEFAULT_BRANCH, GifSettings
 from tests.sd.gif.conftest import KEYFRAMES
 
 FAST = dict(steps=6)
@@ -44,7 +44,7 @@ def test_keyframes_are_the_txt2img_images_of_their_prompts_and_seeds(tiny_pipe):
 def test_trajectory_sharing_costs_fewer_unet_steps_and_keeps_keyframes(tiny_pipe):
     shared, alone = run(tiny_pipe), run(tiny_pipe, share=False)
     assert alone.unet_steps == 7 * 6  # every frame from its own noise
-    branch = round(6 * 0.6)  # in-betweens run only the steps after the branch point
+    branch = round(6 * DEFAULT_BRANCH)  # in-betweens run only the steps after the branch point
     assert shared.unet_steps == 3 * 6 + 4 * (6 - branch)
     for index in (0, 3, 6):  # the keyframes are denoised in full either way
         assert np.array_equal(np.asarray(shared.frames[index]), np.asarray(alone.frames[index]))
