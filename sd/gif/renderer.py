@@ -160,7 +160,7 @@ class FrameRenderer:
 
         out = self.pipe.denoise(
             latents, contexts, uncond, sampler, sampler.timesteps[begin:], s.guidance,
-            generators_for(0, latents.shape[0]), progress=False, on_step=keep,
+            generators_for(0, latents.shape[0]), progress=self.progress, on_step=keep,
         )  # fmt: skip
         self.unet_steps += n * (s.steps - begin)
         return out[:n], (kept[0][:n] if kept else None)
