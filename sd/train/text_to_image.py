@@ -1,6 +1,7 @@
 """Stage 2: train the text encoder and the UNet together, on latents of the stage-1 autoencoder.
 
-    python -m sd.train.text_to_image --vae outputs/train/vae/vae.safetensors --out outputs/train/t2i --steps 6000
+    python -m sd.train.text_to_image --vae weights/tiny-shapes-vae.safetensors --out outputs/train/t2i \
+        --steps 5000 --stop-after 2750      # the shipped model
     torchrun --standalone --nproc_per_node 2 -m sd.train.text_to_image ...
 
 The denoising loss of DDPM (Ho et al. 2020) with SD 1.x's noise schedule:
@@ -59,6 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--vae", type=Path, default=Path("outputs/train/vae/vae.safetensors"))
     p.add_argument("--out", type=Path, default=Path("outputs/train/t2i"))
     p.add_argument("--steps", type=int, default=6000)
+    p.add_argument("--stop-after", type=int, default=None,
+                   help="stop (and save) after this step; the learning-rate schedule still spans --steps")  # fmt: skip
     p.add_argument("--batch", type=int, default=128, help="global batch, split across ranks")
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--uncond-prob", type=float, default=0.1, help="caption dropout for classifier-free guidance")
@@ -126,7 +129,8 @@ def train(args: argparse.Namespace) -> dict:
     ddp = wrap(model, d)
     alphas_cumprod = SD15_SCHEDULE.alphas_cumprod.to(d.device)
 
-    bar = tqdm(range(start, args.steps), initial=start, total=args.steps, desc="text-to-image", disable=not d.main)
+    end = min(args.steps, args.stop_after or args.steps)
+    bar = tqdm(range(start, end), initial=start, total=end, desc="text-to-image", disable=not d.main)
     for step in bar:
         batch = batch_for_step(args, step, len(data), empty_ids, ids, mean, std, vae.config.scaling_factor)
         batch_ids, z0, t, noise = (d.shard(x).to(d.device) for x in batch)
@@ -141,7 +145,7 @@ def train(args: argparse.Namespace) -> dict:
         if step % 10 == 0:
             history["train"].append((step, loss.item()))
             bar.set_postfix(loss=f"{loss.item():.4f}")
-        if d.main and ((step + 1) % args.save_every == 0 or step + 1 == args.steps):
+        if d.main and ((step + 1) % args.save_every == 0 or step + 1 == end):
             with torch.no_grad():
                 val_on = [x.to(d.device) for x in val]
                 history["val"].append((step + 1, diffusion_loss(model, *val_on, alphas_cumprod).item()))
