@@ -35,6 +35,11 @@ def generators_for(seed: int, batch: int) -> list[torch.Generator]:
     return [torch.Generator("cpu").manual_seed(seed + i) for i in range(batch)]
 
 
+def img2img_start(steps: int, strength: float) -> int:
+    """The first of `steps` sampler steps img2img runs: the last int(steps * strength) run, as in diffusers."""
+    return steps - min(int(steps * strength), steps)
+
+
 def check_size(width: int, height: int) -> None:
     for name, value in (("width", width), ("height", height)):
         if value <= 0 or value % 8:
@@ -183,7 +188,7 @@ class StableDiffusionPipeline:
             check_size(width or init_image.width // 8 * 8, height or init_image.height // 8 * 8)
         image = image_to_tensor(init_image, width, height)  # (1, 3, H, W)
         schedule = self._sampler(sampler, steps, eta)
-        start = max(steps - min(int(steps * strength), steps), 0)
+        start = img2img_start(steps, strength)
         timesteps = schedule.timesteps[start * schedule.order :]
         schedule.set_begin_index(start * schedule.order)
         if len(timesteps) == 0:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sd.bench.reference import reference_pipeline, require_references
+from sd.bench.reference import reference_pipeline
 from sd.bench.timing import interleaved_medians
 from sd.errors import UserError
 from sd.gif.animate import animate
@@ -30,7 +30,7 @@ from sd.gif.renderer import is_keyframe
 from sd.gif.settings import GifSettings
 from sd.gif.smoothness import step_distances, transition_stats
 from sd.gif.timeline import FrameSpec, plan_frames
-from sd.loading.checkpoint import Checkpoint, load_checkpoint
+from sd.loading.checkpoint import load_checkpoint
 from sd.pipeline import StableDiffusionPipeline
 from sd.samplers.noise import randn_tensor
 
@@ -41,9 +41,6 @@ PROMPTS = (
     "a large white heart in the bottom right on a pink background",
 )
 BUDGET_S = 15.0  # the acceptance figure: 24 frames at 64x64 on 2 CPU cores, model load included
-# Our dpmpp_2m is diffusers' DPM-Solver++(2M) with SD 1.5's schedule (tests/sd/samplers/test_parity.py).
-DPMPP_2M_OPTIONS = {"algorithm_type": "dpmsolver++", "solver_order": 2, "solver_type": "midpoint",
-                    "lower_order_final": True, "euler_at_final": False, "final_sigmas_type": "zero"}  # fmt: skip
 VARIANTS = {  # key -> label, in table order
     "ours_shared": "ours, trajectory sharing (default)",
     "ours_per_frame": "ours, per frame (share=False)",
@@ -71,20 +68,6 @@ def counting_calls(module: torch.nn.Module) -> Iterator[list[int]]:
         yield count
     finally:
         handle.remove()
-
-
-def dpmpp_2m_pipeline(checkpoint: Checkpoint):
-    """diffusers' StableDiffusionPipeline on our weights, with the DPM-Solver++(2M) our GIFs use.
-    reference_pipeline passes DDIM-only options, so it is built with DDIM and the scheduler is swapped."""
-    diffusers, _ = require_references()
-    pipe = reference_pipeline(checkpoint, "DDIMScheduler")
-    schedule = checkpoint.schedule
-    pipe.scheduler = diffusers.DPMSolverMultistepScheduler(
-        beta_start=schedule.beta_start, beta_end=schedule.beta_end, beta_schedule=schedule.beta_schedule,
-        num_train_timesteps=schedule.num_train_timesteps, steps_offset=1, timestep_spacing="leading",
-        **DPMPP_2M_OPTIONS,
-    )  # fmt: skip
-    return pipe
 
 
 class NaiveDiffusersLoop:
@@ -143,9 +126,8 @@ def bench_gif(checkpoint_path: str | Path, frames: int = 24, repeats: int = 3) -
     end_to_end_s = time.perf_counter() - start
 
     size = checkpoint.vae.config.resolution
-    naive = NaiveDiffusersLoop(
-        dpmpp_2m_pipeline(checkpoint), keyframes, settings, size, checkpoint.unet.config.in_channels
-    )  # fmt: skip
+    reference = reference_pipeline(checkpoint, "DPMSolverMultistepScheduler")
+    naive = NaiveDiffusersLoop(reference, keyframes, settings, size, checkpoint.unet.config.in_channels)
     outcomes: dict[str, dict] = {}
 
     def ours_run(key: str, share: bool) -> Callable[[], None]:

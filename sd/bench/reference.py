@@ -16,6 +16,22 @@ from sd.loading.diffusers_text_encoder import text_config_to_diffusers
 from sd.loading.diffusers_unet import unet_config_to_diffusers, unet_to_diffusers
 from sd.loading.diffusers_vae import vae_config_to_diffusers, vae_to_diffusers
 
+# Per diffusers scheduler class, the options that make it the sampler of ours with the same algorithm under
+# SD 1.5's scheduler config (the sampler parity tests use this table too).
+DPMPP_2M_OPTIONS = {
+    "algorithm_type": "dpmsolver++",
+    "solver_order": 2,
+    "solver_type": "midpoint",
+    "lower_order_final": True,
+    "euler_at_final": False,
+    "final_sigmas_type": "zero",
+    "use_karras_sigmas": False,
+}
+SCHEDULER_OPTIONS = {
+    "DDIMScheduler": {"clip_sample": False, "set_alpha_to_one": False},
+    "DPMSolverMultistepScheduler": DPMPP_2M_OPTIONS,
+}
+
 
 def require_references():
     try:
@@ -57,8 +73,8 @@ def reference_pipeline(checkpoint: Checkpoint, scheduler_class_name: str = "DDIM
     schedule = checkpoint.schedule
     scheduler = getattr(diffusers, scheduler_class_name)(
         beta_start=schedule.beta_start, beta_end=schedule.beta_end, beta_schedule=schedule.beta_schedule,
-        num_train_timesteps=schedule.num_train_timesteps, steps_offset=1, clip_sample=False,
-        set_alpha_to_one=False, timestep_spacing="leading",
+        num_train_timesteps=schedule.num_train_timesteps, steps_offset=1, timestep_spacing="leading",
+        **SCHEDULER_OPTIONS.get(scheduler_class_name, {}),
     )  # fmt: skip
     pipe = diffusers.StableDiffusionPipeline(
         vae=vae.eval(), text_encoder=text.eval(), tokenizer=tokenizer, unet=reference_unet(checkpoint),

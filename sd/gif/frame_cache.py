@@ -39,7 +39,6 @@ class FrameCache:
     def __init__(self, folder: str | Path | None) -> None:
         """`folder=None` caches nothing."""
         self.folder = Path(folder) if folder is not None else None
-        self.hits = 0
 
     def _path(self, key: str) -> Path:
         assert self.folder is not None
@@ -52,7 +51,6 @@ class FrameCache:
             entry = load_file(self._path(key))
         except (SafetensorError, OSError):
             return None  # unreadable (e.g. a disk error): generate it again
-        self.hits += 1
         return entry
 
     def put(self, key: str, entry: dict[str, torch.Tensor]) -> None:

@@ -37,7 +37,7 @@ from sd.gif.keyframes import Keyframe
 from sd.gif.settings import GifSettings
 from sd.gif.timeline import FrameSpec
 from sd.images import image_to_tensor, load_image, tensor_to_images
-from sd.pipeline import StableDiffusionPipeline, generators_for
+from sd.pipeline import StableDiffusionPipeline, generators_for, img2img_start
 from sd.samplers.noise import randn_tensor
 
 
@@ -83,8 +83,8 @@ class FrameRenderer:
         if s.init_image is not None:
             image = image_to_tensor(load_image(s.init_image), self.width, self.height)  # (1, 3, H, W)
             self.init_latents = pipe.encode_image(image, generators_for(s.seed, 1))  # (1, 4, h, w)
-            self.start = s.steps - int(s.steps * s.strength)
-        self.feedback_start = s.steps - int(s.steps * s.strength)
+            self.start = img2img_start(s.steps, s.strength)
+        self.feedback_start = img2img_start(s.steps, s.strength)
         self.share = s.share and not s.feedback and len(keyframes) > 1
         self.branch = min(max(self.start + round((s.steps - self.start) * s.branch), self.start), s.steps - 1)
         self.branch_latents: dict[int, torch.Tensor] = {}  # keyframe index -> (1, 4, h, w) at step `branch`
@@ -125,9 +125,14 @@ class FrameRenderer:
             return b
         return (slerp if self.settings.text_interp == "slerp" else lerp)(a, b, w)
 
-    def _noised(self, clean: torch.Tensor, noise: torch.Tensor, begin: int) -> torch.Tensor:
+    def _sampler_from(self, begin: int):
+        """A fresh sampler (multistep ones keep state) that starts at step `begin`."""
         sampler = self.pipe._sampler(self.settings.sampler, self.settings.steps, 0.0)
         sampler.set_begin_index(begin)
+        return sampler
+
+    def _noised(self, clean: torch.Tensor, noise: torch.Tensor, begin: int) -> torch.Tensor:
+        sampler = self._sampler_from(begin)
         return sampler.add_noise(clean, noise, sampler.timesteps[begin : begin + 1])
 
     def start_latents(self, spec: FrameSpec, previous: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
@@ -139,8 +144,7 @@ class FrameRenderer:
             return slerp(a, b, spec.weight), self.branch  # (1, 4, h, w) at step `branch`
         if self.init_latents is not None:
             return self._noised(self.init_latents, self.noise(spec), self.start), self.start
-        sampler = self.pipe._sampler(self.settings.sampler, self.settings.steps, 0.0)
-        return self.noise(spec) * sampler.init_noise_sigma, 0
+        return self.noise(spec) * self._sampler_from(0).init_noise_sigma, 0
 
     # ---- running the model -------------------------------------------------------------------------
     def _denoise(
@@ -149,8 +153,7 @@ class FrameRenderer:
         s, n = self.settings, latents.shape[0]
         if self.uncond is None and n == 1:  # a UNet batch of one rounds differently on CPU: run it as two
             latents, contexts = latents.repeat(2, 1, 1, 1), contexts.repeat(2, 1, 1)
-        sampler = self.pipe._sampler(s.sampler, s.steps, 0.0)
-        sampler.set_begin_index(begin)
+        sampler = self._sampler_from(begin)
         uncond = None if self.uncond is None else self.uncond.expand(latents.shape[0], -1, -1)
         kept: list[torch.Tensor] = []
 
@@ -198,6 +201,9 @@ class FrameRenderer:
                 bar.update(1)
         return done
 
+    def _begin(self, spec: FrameSpec) -> int:
+        return self.branch if self.share and not is_keyframe(spec) else self.start
+
     def render(self, specs: list[FrameSpec]) -> list[RenderedFrame]:
         """The frames of `specs`, in order; each distinct frame is generated once (or read from the cache)."""
         if self.settings.feedback:
@@ -205,29 +211,24 @@ class FrameRenderer:
         keys = [self.key(spec) for spec in specs]
         unique = dict(zip(keys, specs, strict=True))  # key -> spec, first-seen order
         found = {}
+        if self.share:  # in-betweens branch from their keyframes' latents: make sure each keyframe is at hand
+            needed = {i for s in unique.values() if not is_keyframe(s) for i in (s.left, s.right)}
+            for i in sorted(needed - set(self.branch_latents)):
+                spec = FrameSpec(i, i, 0.0)
+                unique.setdefault(self.key(spec), spec)
         for key, spec in unique.items():
-            begin = self.start if is_keyframe(spec) or not self.share else self.branch
-            hit = self._from_cache(spec, key, begin)
+            hit = self._from_cache(spec, key, self._begin(spec))
             if hit is not None:
                 found[key] = hit
         todo = [k for k in unique if k not in found]
-        needed_keyframes = {s.left for s in (unique[k] for k in todo) if self.share and not is_keyframe(s)}
-        needed_keyframes |= {s.right for s in (unique[k] for k in todo) if self.share and not is_keyframe(s)}
-        keyframe_specs = {i: FrameSpec(i, i, 0.0) for i in sorted(needed_keyframes - set(self.branch_latents))}
-        first = [k for k in todo if is_keyframe(unique[k])]
-        first_specs = [unique[k] for k in first]
-        for i, spec in keyframe_specs.items():  # a cached keyframe image without its branch latents
-            if not any(s.left == i for s in first_specs):
-                first_specs.append(spec)
-                first.append(self.key(spec))
-        later = [k for k in todo if not is_keyframe(unique[k])]
-        with tqdm(total=len(first) + len(later), desc="frames", disable=not self.progress) as bar:
-            if self.share:
-                rendered = self._run_group(first_specs, first, capture=True, bar=bar)
-                rendered += self._run_group([unique[k] for k in later], later, capture=False, bar=bar)
-            else:
-                rendered = self._run_group([unique[k] for k in todo], todo, capture=False, bar=bar)
-        found |= {frame.key: frame for frame in rendered}
+        # With sharing, keyframes first (keeping their latents at the branch step), then the in-betweens.
+        keyframes = [k for k in todo if is_keyframe(unique[k])]
+        betweens = [k for k in todo if not is_keyframe(unique[k])]
+        groups = [(keyframes, True), (betweens, False)] if self.share else [(todo, False)]
+        with tqdm(total=len(todo), desc="frames", disable=not self.progress) as bar:
+            for group, capture in groups:
+                rendered = self._run_group([unique[k] for k in group], group, capture=capture, bar=bar)
+                found |= {frame.key: frame for frame in rendered}
         return [found[key] for key in keys]
 
     def _render_feedback(self, specs: list[FrameSpec]) -> list[RenderedFrame]:

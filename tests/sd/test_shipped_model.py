@@ -9,12 +9,12 @@ import pytest
 import torch
 from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
 
+from sd.bench.reference import DPMPP_2M_OPTIONS
 from sd.eval.adherence import evaluate_adherence
 from sd.loading.checkpoint import load_checkpoint
 from sd.loading.diffusers_folder import save_diffusers_folder
 from sd.paths import DEFAULT_CHECKPOINT
 from sd.pipeline import StableDiffusionPipeline as OurPipeline
-from tests.sd.samplers.test_parity import DPMPP_2M_OPTIONS
 from tests.tiny_checkpoint import assert_same_weights
 
 # Measured held-in (n=400): colour 98.8%, shape 94.8%, position 100%, background 100% (README). The floors

@@ -20,6 +20,7 @@ from diffusers import (
 )
 from diffusers.utils.torch_utils import randn_tensor as diffusers_randn_tensor
 
+from sd.bench.reference import DPMPP_2M_OPTIONS
 from sd.samplers import make_sampler
 from sd.samplers.noise import randn_tensor
 
@@ -37,15 +38,6 @@ SD15_SCHEDULER_CONFIG = {
     "prediction_type": "epsilon",
     "timestep_spacing": "leading",
     "trained_betas": None,
-}
-DPMPP_2M_OPTIONS = {
-    "algorithm_type": "dpmsolver++",
-    "solver_order": 2,
-    "solver_type": "midpoint",
-    "lower_order_final": True,
-    "euler_at_final": False,
-    "final_sigmas_type": "zero",
-    "use_karras_sigmas": False,
 }
 REFERENCES = {
     "ddpm": (DDPMScheduler, {}),
