@@ -104,7 +104,7 @@ class UNetModel(nn.Module):
         # One timestep shared by the batch is embedded once, as (1, 1280), and broadcast in every ResBlock:
         # cheaper, and a sample's result does not depend on the batch size (a (B, 320) matmul may round
         # differently for different B).
-        t = t.reshape(1) if t.ndim == 0 or (t.numel() > 1 and bool((t == t[0]).all())) else t  # (1,) or (B,)
+        t = t.reshape(1) if t.ndim == 0 else t[:1] if bool((t == t[0]).all()) else t  # (1,) or (B,)
         t_emb = timestep_embedding(t, self.config.model_channels).to(x.dtype)  # (B or 1,) -> (B or 1, 320)
         emb = self.time_embed(t_emb)  # (B or 1, 320) -> (B or 1, 1280)
 

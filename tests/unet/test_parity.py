@@ -121,3 +121,18 @@ def test_parameter_count_is_sd15s():
     with torch.device("meta"):
         model = UNetModel(SD15_UNET)
     assert sum(p.numel() for p in model.parameters()) == 859_520_964
+
+
+@pytest.mark.parametrize("form", ["scalar", "0-d tensor", "(B,) all equal"])
+def test_shared_timestep_forms_agree(form: str):
+    """A timestep shared by the batch may come as a number, a 0-d tensor or a (B,) tensor of equal values."""
+    config = UNetConfig(model_channels=32, channel_mult=(1, 2), attention_resolutions=(2,), num_heads=2,
+                        context_dim=16, norm_groups=8, num_res_blocks=1)  # fmt: skip
+    model = randomize_(UNetModel(config).eval(), seed=1)
+    x, _, context = inputs(batch=3, size=8, context_dim=16)
+    timesteps = {"scalar": 500, "0-d tensor": torch.tensor(500), "(B,) all equal": torch.tensor([500] * 3)}[form]
+    with torch.no_grad():
+        per_sample = model(x, torch.tensor([500, 500, 499]), context)[:2]
+        shared = model(x, timesteps, context)
+        assert torch.equal(shared, model(x, 500, context))
+        assert relative_error(shared[:2], per_sample) <= TOLERANCE
