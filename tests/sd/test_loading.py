@@ -313,15 +313,15 @@ def test_cli_inspect_and_convert(tiny, tiny_file, tmp_path):
 
 
 def test_cli_inspect_names_sd2_and_takes_the_flag(tiny_sd2, tmp_path):
+    """(Without the flag this file is taken as v: test_sd2_file_without_configs_is_read_off_its_shapes.)"""
     from sd.loading.read import safetensors_metadata
 
     exported = save_original(tiny_sd2, tmp_path / "export.safetensors")
     state = {k: v for k, v in original_state_dict(tiny_sd2).items()}
     path = write(tmp_path, state, "sd2.safetensors")  # no stored configs or prediction type
     assert safetensors_metadata(path) == {} and safetensors_metadata(exported)
-    command = [sys.executable, "-m", "sd", "inspect", str(path)]
+    command = [sys.executable, "-m", "sd", "inspect", str(path), "--prediction-type", "epsilon"]
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr
-    assert "sd2.safetensors: SD 2.x, predicts v_prediction" in result.stdout and "pad id 0" in result.stdout
-    result = subprocess.run([*command, "--prediction-type", "epsilon"], capture_output=True, text=True, cwd=REPO)
-    assert "SD 2.x, predicts epsilon" in result.stdout
+    assert "sd2.safetensors: SD 2.x, predicts epsilon" in result.stdout and "pad id 0" in result.stdout
+    assert "hidden_act=gelu" in result.stdout and "skip_last_layers=1" in result.stdout
