@@ -1,8 +1,12 @@
 """Text-to-image and image-to-image: the components of a checkpoint wired into a sampler loop.
 
-    prompt -> tokenizer -> text encoder -> context (B, 77, 768)
+    prompt -> tokenizer -> text encoder -> context (B, 77, 768)   (SD 2.x: 1024, from the penultimate layer)
     noise (or encoded init image + noise) -> [UNet + classifier-free guidance + sampler step] x steps
     -> latents / 0.18215 -> VAE decoder -> images
+
+The UNet's output is whatever the checkpoint was trained to predict (`checkpoint.prediction_type`: the
+noise eps for SD 1.x and SD 2.x-base, v for SD 2.x at 768); guidance combines it the same way either way,
+and the sampler turns it into a step.
 
 Classifier-free guidance (Ho & Salimans 2022): eps = eps_uncond + w * (eps_text - eps_uncond), with the
 unconditional (negative prompt) and conditional halves batched into one UNet call.
@@ -74,7 +78,8 @@ class StableDiffusionPipeline:
 
     @torch.no_grad()
     def encode_prompt(self, prompts: list[str], skip_last_layers: int = 0) -> torch.Tensor:
-        """Text hidden states (B, 77, C), the UNet's cross-attention context."""
+        """Text hidden states (B, 77, C), the UNet's cross-attention context. `skip_last_layers` counts on
+        top of the layers the model skips anyway (SD 2.x's last one)."""
         ids = self.checkpoint.tokenizer(prompts).to(self.device)  # (B, 77)
         with self._on_device(self.checkpoint.text_encoder) as text_encoder:
             return text_encoder(ids, skip_last_layers)  # (B, 77) -> (B, 77, 768)
@@ -118,17 +123,18 @@ class StableDiffusionPipeline:
                 if on_step is not None:
                     on_step(i, latents)
                 if uncond_context is None:
-                    eps = unet(sampler.scale_model_input(latents, t), t, context)  # (B, 4, h, w)
+                    out = unet(sampler.scale_model_input(latents, t), t, context)  # (B, 4, h, w): eps or v
                 else:
                     model_input = sampler.scale_model_input(torch.cat([latents, latents]), t)  # (2B, 4, h, w)
-                    eps_uncond, eps_text = unet(model_input, t, both).chunk(2)  # 2 x (B, 4, h, w)
-                    eps = eps_uncond + guidance * (eps_text - eps_uncond)
-                latents = sampler.step(eps, t, latents, generator=generators)  # x_t -> x_{t-1}
+                    out_uncond, out_text = unet(model_input, t, both).chunk(2)  # 2 x (B, 4, h, w)
+                    out = out_uncond + guidance * (out_text - out_uncond)
+                latents = sampler.step(out, t, latents, generator=generators)  # x_t -> x_{t-1}
         return latents
 
     def _sampler(self, name: str, steps: int, eta: float):
-        """The named sampler with its timesteps set; eta only means something to DDIM."""
-        sampler = make_sampler(name, self.checkpoint.schedule, **({"eta": eta} if name == "ddim" else {}))
+        """The named sampler with its timesteps set, for what the UNet predicts; eta only means something to DDIM."""
+        options = {"prediction_type": self.checkpoint.prediction_type, **({"eta": eta} if name == "ddim" else {})}
+        sampler = make_sampler(name, self.checkpoint.schedule, **options)
         sampler.set_timesteps(steps, device=self.device)
         return sampler
 

@@ -45,7 +45,7 @@ class NoiseSchedule:
         ours = self.alphas_cumprod
         if stored.shape != ours.shape or not torch.allclose(stored.float(), ours, rtol=1e-4, atol=1e-6):
             raise UserError(
-                f"{where}: alphas_cumprod does not match SD 1.x's scaled-linear schedule "
+                f"{where}: alphas_cumprod does not match SD 1.x/2.x's scaled-linear schedule "
                 f"(0.00085..0.012, 1000 steps); this checkpoint was trained with another noise schedule"
             )
 

@@ -1,16 +1,29 @@
-"""A complete SD 1.x-structured checkpoint at toy size, with random weights, built in memory."""
+"""Complete SD 1.x- and SD 2.x-structured checkpoints at toy size, with random weights, built in memory."""
 
 import torch
 
 from sd.loading.checkpoint import Checkpoint
 from sd.schedule import SD15_SCHEDULE
 from tests.random_weights import randomize_
-from transformer.clip_text import TINY_TEXT, CLIPTextModel
-from transformer.clip_tokenizer import default_tokenizer
-from unet.config import TINY_UNET
+from transformer.clip_text import TINY_TEXT, CLIPTextConfig, CLIPTextModel
+from transformer.clip_tokenizer import OPEN_CLIP_PAD_TOKEN, default_tokenizer
+from unet.config import TINY_UNET, UNetConfig
 from unet.model import UNetModel
 from vae.autoencoder import AutoencoderKL
-from vae.config import TINY_VAE
+from vae.config import TINY_VAE, VAEConfig
+
+# SD 2.x's structure at toy size: a GELU text tower whose last layer is stored but skipped, 64-wide UNet
+# heads with linear projections. Widths are multiples of 64 and 32 so that a file of it without stored
+# configs is read back by shape inference exactly (SD 2.x's head width, 32 GroupNorm groups).
+TINY_SD2_TEXT = CLIPTextConfig(
+    hidden_size=128, intermediate_size=512, num_hidden_layers=3, num_attention_heads=2, hidden_act="gelu",
+    skip_last_layers=1,
+)  # fmt: skip
+TINY_SD2_UNET = UNetConfig(
+    model_channels=64, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(2, 1), num_heads=-1,
+    num_head_channels=64, context_dim=128, use_linear_in_transformer=True,
+)  # fmt: skip
+TINY_SD2_VAE = VAEConfig(ch=32, ch_mult=(1, 1, 2, 2), num_res_blocks=1, resolution=64)
 
 
 def tiny_checkpoint(seed: int = 0) -> Checkpoint:
@@ -22,6 +35,19 @@ def tiny_checkpoint(seed: int = 0) -> Checkpoint:
         unet=randomize_(UNetModel(TINY_UNET), seed + 2),
         schedule=SD15_SCHEDULE,
         name="tiny",
+    )
+
+
+def tiny_sd2_checkpoint(seed: int = 0, prediction_type: str = "v_prediction") -> Checkpoint:
+    torch.manual_seed(seed)
+    return Checkpoint(
+        tokenizer=default_tokenizer(OPEN_CLIP_PAD_TOKEN),
+        text_encoder=randomize_(CLIPTextModel(TINY_SD2_TEXT), seed),
+        vae=randomize_(AutoencoderKL(TINY_SD2_VAE), seed + 1),
+        unet=randomize_(UNetModel(TINY_SD2_UNET), seed + 2),
+        schedule=SD15_SCHEDULE,
+        name="tiny-sd2",
+        prediction_type=prediction_type,
     )
 
 

@@ -1,11 +1,14 @@
-"""The CLIP text encoder of Stable Diffusion 1.x (Radford et al. 2021, OpenAI ViT-L/14 text tower).
+"""The CLIP text encoder of Stable Diffusion (Radford et al. 2021): OpenAI's ViT-L/14 text tower for SD 1.x,
+OpenCLIP's ViT-H/14 text tower for SD 2.x (Cherti et al. 2022), two configs of one implementation.
 
-A 12-layer pre-LayerNorm transformer over 77 token positions with a causal mask, so each token only
-sees the ones before it (CLIP was trained that way). SD conditions its UNet on the whole last hidden
-state (B, 77, 768), not only on the pooled vector.
+A pre-LayerNorm transformer over 77 token positions with a causal mask, so each token only sees the
+ones before it (CLIP was trained that way). SD conditions its UNet on the whole last hidden state
+(B, 77, C), not only on the pooled vector. SD 2.x takes it one layer early (the penultimate layer, then
+the final LayerNorm), as ldm's `FrozenOpenCLIPEmbedder(layer="penultimate")` does: `skip_last_layers=1`.
 
 Attribute names follow transformers' `CLIPTextModel` (`text_model.encoder.layers.0.self_attn.q_proj`),
-which is also how SD 1.x single-file checkpoints store it under `cond_stage_model.transformer.`.
+which is also how SD 1.x single-file checkpoints store it under `cond_stage_model.transformer.`; SD 2.x
+files store OpenCLIP's names, renamed on loading (sd/loading/open_clip_text.py).
 """
 
 from __future__ import annotations
@@ -30,11 +33,19 @@ class CLIPTextConfig:
     num_hidden_layers: int = 12
     num_attention_heads: int = 12
     layer_norm_eps: float = 1e-5
-    hidden_act: str = "quick_gelu"
+    hidden_act: str = "quick_gelu"  # OpenAI CLIP's x * sigmoid(1.702 x); OpenCLIP uses exact "gelu"
     eos_token_id: int = 49407
+    # Not a transformers field: final layers the model runs without (their weights may still be stored).
+    skip_last_layers: int = 0
 
 
 SD15_TEXT = CLIPTextConfig()
+# SD 2.x: the 24-layer OpenCLIP tower as its single files store it; the last layer is never used.
+# diffusers' folders drop that layer instead: 23 layers, skip_last_layers=0, the same outputs.
+SD21_TEXT = CLIPTextConfig(
+    hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16, hidden_act="gelu",
+    skip_last_layers=1,
+)  # fmt: skip
 
 
 class CLIPAttention(nn.Module):
@@ -100,7 +111,7 @@ class CLIPTextTransformer(nn.Module):
     def forward(self, input_ids: torch.Tensor, skip_last_layers: int = 0) -> torch.Tensor:
         x = self.embeddings(input_ids)  # (B, 77) -> (B, 77, 768)
         layers = self.encoder.layers
-        for layer in layers[: len(layers) - skip_last_layers]:
+        for layer in layers[: len(layers) - self.config.skip_last_layers - skip_last_layers]:
             x = layer(x)  # (B, 77, 768)
         return self.final_layer_norm(x)  # (B, 77, 768)
 
@@ -117,6 +128,8 @@ class CLIPTextModel(nn.Module):
         """Last hidden state (B, 77, 768), the UNet's cross-attention context.
 
         `skip_last_layers=1` is the popular "CLIP skip 2": stop one layer early, then the final norm.
+        It counts on top of `config.skip_last_layers` (which SD 2.x sets to 1), so 0 is what the model
+        was trained with, whichever layout it was loaded from.
         """
         return self.text_model(input_ids, skip_last_layers)
 

@@ -38,6 +38,7 @@ from sd.paths import CLIP_BPE_PATH
 
 BOS_TOKEN = "<|startoftext|>"
 EOS_TOKEN = "<|endoftext|>"
+OPEN_CLIP_PAD_TOKEN = "!"  # id 0: OpenCLIP pads with zeros, so SD 2.x does (its diffusers tokenizer says "!")
 END_OF_WORD = "</w>"
 CONTEXT_LENGTH = 77  # CLIP's text encoder has 77 positions
 # CLIP keeps the first 48894 merges of the file: 256 byte symbols, the same 256 with "</w>", one
@@ -199,11 +200,12 @@ class CLIPTokenizer:
 
     # ----------------------------------------------------------------------------------- loading
     @classmethod
-    def from_bpe_gz(cls, path: str | Path = CLIP_BPE_PATH) -> CLIPTokenizer:
+    def from_bpe_gz(cls, path: str | Path = CLIP_BPE_PATH, pad_token: str = EOS_TOKEN) -> CLIPTokenizer:
         """Build CLIP's vocabulary from OpenAI's merges file, exactly as OpenAI's `SimpleTokenizer`.
 
         Vocabulary order: the 256 byte symbols, the same with "</w>", one entry per merge (the
-        joined pair), then <|startoftext|> (49406) and <|endoftext|> (49407).
+        joined pair), then <|startoftext|> (49406) and <|endoftext|> (49407). `OPEN_CLIP_PAD_TOKEN`
+        pads as SD 2.x does.
         """
         try:
             with gzip.open(path, "rt", encoding="utf-8") as file:
@@ -214,7 +216,7 @@ class CLIPTokenizer:
         symbols = list(bytes_to_unicode().values())
         vocab = [*symbols, *(s + END_OF_WORD for s in symbols), *("".join(m) for m in merges)]
         vocab += [BOS_TOKEN, EOS_TOKEN]
-        return cls({token: i for i, token in enumerate(vocab)}, merges)
+        return cls({token: i for i, token in enumerate(vocab)}, merges, pad_token=pad_token)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> CLIPTokenizer:
@@ -411,7 +413,8 @@ def _read_merges(path: Path) -> list[tuple[str, str]]:
     return merges
 
 
-@functools.lru_cache(maxsize=1)
-def default_tokenizer() -> CLIPTokenizer:
-    """The CLIP tokenizer built from the shipped merges file, loaded once per process."""
-    return CLIPTokenizer.from_bpe_gz()
+@functools.lru_cache(maxsize=2)
+def default_tokenizer(pad_token: str = EOS_TOKEN) -> CLIPTokenizer:
+    """The CLIP tokenizer built from the shipped merges file, loaded once per process (per pad token:
+    SD 1.x pads with <|endoftext|>, SD 2.x with "!")."""
+    return CLIPTokenizer.from_bpe_gz(pad_token=pad_token)

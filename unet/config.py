@@ -31,6 +31,9 @@ class UNetConfig:
 
 
 SD15_UNET = UNetConfig()
+# SD 2.x (v2-inference.yaml and v2-inference-v.yaml): 64-wide heads (5, 10, 20 per level), linear
+# projections around the spatial transformers, OpenCLIP's 1024-wide text context.
+SD21_UNET = UNetConfig(num_heads=-1, num_head_channels=64, context_dim=1024, use_linear_in_transformer=True)
 
 # The embedded model's size (about 4.2M parameters): 8x8 latents, two levels, text at both.
 TINY_UNET = UNetConfig(

@@ -12,7 +12,7 @@ import torch
 
 from sd.errors import UserError
 from sd.loading.checkpoint import Checkpoint
-from sd.loading.diffusers_text_encoder import text_config_to_diffusers
+from sd.loading.diffusers_text_encoder import text_config_to_diffusers, text_encoder_to_diffusers
 from sd.loading.diffusers_unet import unet_config_to_diffusers, unet_to_diffusers
 from sd.loading.diffusers_vae import vae_config_to_diffusers, vae_to_diffusers
 
@@ -63,9 +63,9 @@ def reference_pipeline(checkpoint: Checkpoint, scheduler_class_name: str = "DDIM
         vae = diffusers.AutoencoderKL(**_public(vae_config_to_diffusers(vae_config)))
     vae.load_state_dict(vae_to_diffusers(checkpoint.vae.state_dict(), vae_config), strict=True, assign=True)
     # Built on the CPU, not meta: it keeps a non-persistent `position_ids` buffer the state dict lacks.
-    text_config = transformers.CLIPTextConfig(**text_config_to_diffusers(checkpoint.text_encoder.config))
-    text = transformers.CLIPTextModel(text_config)
-    text_state = {k.removeprefix("text_model."): v for k, v in checkpoint.text_encoder.state_dict().items()}
+    text_config, text_state = text_encoder_to_diffusers(checkpoint.text_encoder)  # SD 2.x: drops the unused layer
+    text = transformers.CLIPTextModel(transformers.CLIPTextConfig(**text_config_to_diffusers(text_config)))
+    text_state = {k.removeprefix("text_model."): v for k, v in text_state.items()}
     text.load_state_dict(text_state, strict=True, assign=True)  # transformers >= 5 drops `text_model.` in memory
     with tempfile.TemporaryDirectory() as folder:
         checkpoint.tokenizer.save_pretrained(folder)
@@ -74,6 +74,7 @@ def reference_pipeline(checkpoint: Checkpoint, scheduler_class_name: str = "DDIM
     scheduler = getattr(diffusers, scheduler_class_name)(
         beta_start=schedule.beta_start, beta_end=schedule.beta_end, beta_schedule=schedule.beta_schedule,
         num_train_timesteps=schedule.num_train_timesteps, steps_offset=1, timestep_spacing="leading",
+        prediction_type=checkpoint.prediction_type,
         **SCHEDULER_OPTIONS.get(scheduler_class_name, {}),
     )  # fmt: skip
     pipe = diffusers.StableDiffusionPipeline(

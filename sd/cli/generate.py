@@ -14,6 +14,12 @@ from sd.loading.checkpoint import DTYPES, load_checkpoint
 from sd.paths import DEFAULT_CHECKPOINT
 from sd.pipeline import StableDiffusionPipeline, check_size
 from sd.samplers import SAMPLERS
+from sd.samplers.base import PREDICTION_TYPES
+
+PREDICTION_HELP = (
+    "what the UNet predicts, when the checkpoint cannot tell: an SD 2.x single file is taken as v_prediction "
+    "(SD 2.x 768) unless this says epsilon (SD 2.x-base 512); default: what the checkpoint says"
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         )
         parser.add_argument("prompt", help="what to draw")
         default = DEFAULT_CHECKPOINT.name
-        parser.add_argument("--checkpoint", help=f"an SD 1.x file or diffusers folder (default: weights/{default})")
+        parser.add_argument("--checkpoint", help=f"an SD 1.x/2.x file or diffusers folder (default: weights/{default})")
+        parser.add_argument("--prediction-type", choices=PREDICTION_TYPES, help=PREDICTION_HELP)
         parser.add_argument("--out", default="outputs/image.png", help="PNG path; a batch writes NAME_0000.png, ...")
         parser.add_argument("--negative", default="", help="negative prompt (what guidance steers away from)")
         parser.add_argument("--seed", type=int, default=0, help="seed of the first image (default 0)")
@@ -62,7 +69,7 @@ def validate(args: argparse.Namespace) -> list[Path]:
     """Every check that needs no model, so a typo fails in a second rather than after loading."""
     if args.checkpoint is None:
         if not DEFAULT_CHECKPOINT.exists():
-            raise UserError(f"{DEFAULT_CHECKPOINT} is missing; pass --checkpoint (an SD 1.x file or diffusers folder)")
+            raise UserError(f"{DEFAULT_CHECKPOINT} is missing; pass --checkpoint (an SD file or diffusers folder)")
         args.checkpoint = str(DEFAULT_CHECKPOINT)
     if args.steps < 1 or args.batch < 1:
         raise UserError(f"--steps ({args.steps}) and --batch ({args.batch}) must be at least 1")
@@ -80,7 +87,7 @@ def validate(args: argparse.Namespace) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     paths = validate(args)
     init = load_image(args.init_image) if args.mode == "img2img" else None
-    checkpoint = load_checkpoint(args.checkpoint, args.dtype)
+    checkpoint = load_checkpoint(args.checkpoint, args.dtype, args.prediction_type)
     pipe = StableDiffusionPipeline(checkpoint, device=args.device, offload=args.offload)
     common = dict(
         negative_prompt=args.negative, seed=args.seed, steps=args.steps, sampler=args.sampler,
@@ -96,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         settings = {
             "prompt": args.prompt, "negative_prompt": args.negative, "seed": args.seed + i, "sampler": args.sampler,
             "steps": args.steps, "guidance": args.guidance, "eta": args.eta, "size": f"{image.width}x{image.height}",
-            "checkpoint": checkpoint.name, "dtype": args.dtype,
+            "checkpoint": checkpoint.name, "dtype": args.dtype, "prediction_type": checkpoint.prediction_type,
         }  # fmt: skip
         if init is not None:
             settings |= {"init_image": Path(args.init_image).name, "strength": args.strength}

@@ -18,6 +18,7 @@ import argparse
 import time
 from pathlib import Path
 
+from sd.cli.generate import PREDICTION_HELP
 from sd.errors import UserError
 from sd.gif.animate import DEFAULT_CACHE, animate
 from sd.gif.easing import EASINGS
@@ -26,6 +27,7 @@ from sd.gif.settings import GIF_SAMPLERS, TEXT_INTERPOLATIONS, GifSettings
 from sd.gif.sidecar import read_sidecar
 from sd.gif.writers import gif_duration_ms
 from sd.paths import DEFAULT_CHECKPOINT
+from sd.samplers.base import PREDICTION_TYPES
 
 DEFAULTS = GifSettings()
 
@@ -38,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, help="spread plain prompts evenly over this many frames")
     p.add_argument("--from-json", metavar="SIDECAR", help="reproduce the run recorded in a sidecar JSON")
     p.add_argument("--out", help="output .gif, .mp4, or a folder for PNG frames (default outputs/animation.gif)")
-    p.add_argument("--checkpoint", help=f"an SD 1.x file or diffusers folder (default {DEFAULT_CHECKPOINT.name})")
+    p.add_argument("--checkpoint", help=f"an SD 1.x/2.x file or diffusers folder (default {DEFAULT_CHECKPOINT.name})")
+    p.add_argument("--prediction-type", choices=PREDICTION_TYPES, help=PREDICTION_HELP)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help=f"frame cache (default {DEFAULT_CACHE})")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the frame cache")
@@ -88,7 +91,7 @@ def keyframes_and_settings(args: argparse.Namespace):
     if args.from_json:
         if args.keyframes or args.keyframes_file or args.frames is not None or given:
             raise UserError("--from-json takes the keyframes and settings from the sidecar; pass only --out, "
-                            "--checkpoint, --cache-dir or --overwrite with it")  # fmt: skip
+                            "--checkpoint, --prediction-type, --cache-dir or --overwrite with it")  # fmt: skip
         keyframes, settings, record = read_sidecar(args.from_json)
         return keyframes, settings, record.get("output"), record["checkpoint"]
     if args.keyframes_file and args.keyframes:
@@ -113,12 +116,13 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or recorded_out or "outputs/animation.gif")
     checkpoint = args.checkpoint or (recorded_checkpoint or {}).get("path") or DEFAULT_CHECKPOINT
     if not Path(checkpoint).exists():
-        raise UserError(f"{checkpoint}: no such checkpoint; pass --checkpoint (an SD 1.x file or diffusers folder)")
+        raise UserError(f"{checkpoint}: no such checkpoint; pass --checkpoint (an SD 1.x/2.x file or diffusers folder)")
+    prediction_type = args.prediction_type or (recorded_checkpoint or {}).get("prediction_type")
     out.parent.mkdir(parents=True, exist_ok=True)
     expected = (recorded_checkpoint or {}).get("weights_sha256")
     result = animate(
         keyframes, out, settings, checkpoint=checkpoint, cache_dir=None if args.no_cache else args.cache_dir,
-        overwrite=args.overwrite, progress=not args.quiet, expected_weights=expected,
+        overwrite=args.overwrite, progress=not args.quiet, expected_weights=expected, prediction_type=prediction_type,
     )  # fmt: skip
     print("smoothness (mean |frame difference|, 0-255, per step; jump ratio = max / median step):")
     for stats in result.smoothness:

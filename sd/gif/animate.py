@@ -86,11 +86,12 @@ def animate(
     overwrite: bool = False,
     progress: bool = True,
     expected_weights: str | None = None,
+    prediction_type: str | None = None,
 ) -> Animation:
     """Render the animation of `keyframes` (text like '0: a prompt' or Keyframe objects); write `out`
     (.gif, .mp4, or a folder of PNGs) and its sidecar `out`.json when given. Pass a loaded `pipe` to
-    reuse it, else `checkpoint` (default: the shipped model) is loaded. `expected_weights` (a sidecar's
-    fingerprint) refuses to run on other weights."""
+    reuse it, else `checkpoint` (default: the shipped model) is loaded (`prediction_type` as for
+    load_checkpoint). `expected_weights` (a sidecar's fingerprint) refuses to run on other weights."""
     settings = settings or GifSettings()
     if isinstance(keyframes, str):
         keyframes = parse_keyframes(keyframes)
@@ -107,7 +108,7 @@ def animate(
         settings.init_image_sha256 = digest
     if pipe is None:
         checkpoint = Path(checkpoint or DEFAULT_CHECKPOINT)
-        pipe = StableDiffusionPipeline(load_checkpoint(checkpoint))
+        pipe = StableDiffusionPipeline(load_checkpoint(checkpoint, prediction_type=prediction_type))
     weights = weights_sha256(pipe.checkpoint)
     if expected_weights not in (None, weights):
         raise UserError(
@@ -143,6 +144,7 @@ def animate(
             "path": str(checkpoint) if checkpoint else None,
             "name": pipe.checkpoint.name,
             "weights_sha256": weights,
+            "prediction_type": pipe.checkpoint.prediction_type,
         },  # fmt: skip
         "frames": [
             {

@@ -95,7 +95,7 @@ class FrameRenderer:
             "fixed_latent": s.fixed_latent, "init": s.init_image_sha256,
             "strength": float(s.strength) if s.init_image or s.feedback else None,
             "feedback": s.feedback, "share": self.share, "branch": self.branch if self.share else None,
-            "dtype": str(pipe.dtype),
+            "dtype": str(pipe.dtype), "prediction_type": pipe.checkpoint.prediction_type,
         }  # fmt: skip
 
     # ---- what a frame is made of ------------------------------------------------------------------

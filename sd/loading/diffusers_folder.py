@@ -3,7 +3,8 @@
     model_index.json  unet/  vae/  text_encoder/  tokenizer/  scheduler/
 
 UNet and VAE keys are renamed to the original layout (rules generated from the config); the text
-encoder's keys are already transformers' names, which ours mirror.
+encoder's keys are already transformers' names, which ours mirror. What the UNet predicts (epsilon or v)
+is the scheduler config's `prediction_type`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,11 @@ from sd.atomic_output import atomic_output
 from sd.errors import UserError
 from sd.loading.checkpoint import Checkpoint
 from sd.loading.detect import check_diffusers_family
-from sd.loading.diffusers_text_encoder import text_config_from_diffusers, text_config_to_diffusers
+from sd.loading.diffusers_text_encoder import (
+    text_config_from_diffusers,
+    text_config_to_diffusers,
+    text_encoder_to_diffusers,
+)
 from sd.loading.diffusers_unet import (
     unet_config_from_diffusers,
     unet_config_to_diffusers,
@@ -33,6 +38,7 @@ from sd.loading.diffusers_vae import (
 )
 from sd.loading.read import read_state_dict
 from sd.loading.strict_load import strict_load
+from sd.samplers.base import PREDICTION_TYPES
 from sd.schedule import NoiseSchedule
 from transformer.clip_text import CLIPTextModel
 from transformer.clip_tokenizer import CLIPTokenizer
@@ -70,11 +76,16 @@ def read_component_weights(folder: Path, stems: tuple[str, ...]) -> dict[str, to
     raise UserError(f"{folder}: no weights found (expected {names} or .bin)")
 
 
-def schedule_from_diffusers(d: dict, where: str) -> NoiseSchedule:
-    if d.get("prediction_type", "epsilon") != "epsilon":
+def prediction_type_from_diffusers(d: dict, where: str) -> str:
+    prediction_type = d.get("prediction_type", "epsilon")
+    if prediction_type not in PREDICTION_TYPES:
         raise UserError(
-            f"{where}: prediction_type {d['prediction_type']!r} is not supported yet (epsilon only)"
+            f"{where}: prediction_type {prediction_type!r} is not supported (use {' or '.join(PREDICTION_TYPES)})"
         )
+    return prediction_type
+
+
+def schedule_from_diffusers(d: dict, where: str) -> NoiseSchedule:
     if d.get("trained_betas") is not None:
         raise UserError(f"{where}: explicit trained_betas are not supported")
     return NoiseSchedule(
@@ -85,7 +96,10 @@ def schedule_from_diffusers(d: dict, where: str) -> NoiseSchedule:
     )
 
 
-def load_diffusers_folder(folder: Path, dtype: torch.dtype = torch.float32) -> Checkpoint:
+def load_diffusers_folder(
+    folder: Path, dtype: torch.dtype = torch.float32, prediction_type: str | None = None
+) -> Checkpoint:
+    """`prediction_type` overrides the scheduler config's."""
     if not (folder / "model_index.json").is_file():
         raise UserError(f"{folder}: not a diffusers folder (no model_index.json); or pass a checkpoint file")
     model_index = read_json(folder / "model_index.json")
@@ -96,7 +110,9 @@ def load_diffusers_folder(folder: Path, dtype: torch.dtype = torch.float32) -> C
     vae_cfg = vae_config_from_diffusers(read_json(folder / "vae" / "config.json"))
     text_cfg = text_config_from_diffusers(read_json(folder / "text_encoder" / "config.json"))
     schedule_json = folder / "scheduler" / "scheduler_config.json"
-    schedule = schedule_from_diffusers(read_json(schedule_json), str(schedule_json))
+    schedule_dict = read_json(schedule_json)
+    schedule = schedule_from_diffusers(schedule_dict, str(schedule_json))
+    prediction_type = prediction_type or prediction_type_from_diffusers(schedule_dict, str(schedule_json))
 
     unet_sd = unet_from_diffusers(
         read_component_weights(folder / "unet", ("diffusion_pytorch_model",)), unet_cfg
@@ -111,6 +127,7 @@ def load_diffusers_folder(folder: Path, dtype: torch.dtype = torch.float32) -> C
         unet=strict_load(lambda: UNetModel(unet_cfg), unet_sd, f"{folder}/unet", dtype),
         schedule=schedule,
         name=folder.name,
+        prediction_type=prediction_type,
     )
 
 
@@ -151,14 +168,15 @@ def save_diffusers_folder(checkpoint: Checkpoint, folder: str | Path, overwrite:
             "set_alpha_to_one": False,
             "skip_prk_steps": True,
             "steps_offset": 1,
-            "prediction_type": "epsilon",
+            "prediction_type": checkpoint.prediction_type,
             "timestep_spacing": "leading",
             "trained_betas": None,
         }
         (tmp / "scheduler" / "scheduler_config.json").write_text(json.dumps(scheduler, indent=2) + "\n")
+        latent_factor = 2 ** (len(vae_cfg.ch_mult) - 1)
         _write_component(
             tmp / "unet",
-            unet_config_to_diffusers(unet_cfg),
+            {**unet_config_to_diffusers(unet_cfg), "sample_size": vae_cfg.resolution // latent_factor},
             unet_to_diffusers(checkpoint.unet.state_dict(), unet_cfg),
             "diffusion_pytorch_model.safetensors",
         )
@@ -168,11 +186,7 @@ def save_diffusers_folder(checkpoint: Checkpoint, folder: str | Path, overwrite:
             vae_to_diffusers(checkpoint.vae.state_dict(), vae_cfg),
             "diffusion_pytorch_model.safetensors",
         )
-        _write_component(
-            tmp / "text_encoder",
-            text_config_to_diffusers(checkpoint.text_encoder.config),
-            checkpoint.text_encoder.state_dict(),
-            "model.safetensors",
-        )
+        text_cfg, text_state = text_encoder_to_diffusers(checkpoint.text_encoder)  # SD 2.x: 23 of 24 layers
+        _write_component(tmp / "text_encoder", text_config_to_diffusers(text_cfg), text_state, "model.safetensors")
         checkpoint.tokenizer.save_pretrained(tmp / "tokenizer")
     return folder

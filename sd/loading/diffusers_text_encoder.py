@@ -1,21 +1,41 @@
 """Text encoder: our CLIPTextConfig <-> transformers' `text_encoder/config.json`.
 
-The keys need no conversion: both layouts use transformers' `text_model.*` names.
+The keys need no conversion: both layouts use transformers' `text_model.*` names. transformers' model
+has no notion of skipping final layers, so layers our config skips (SD 2.x's last one) are left out of
+a diffusers folder, as diffusers' own SD 2.x folders do: 23 layers whose last hidden state is ours.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
+
+import torch
 
 from sd.errors import UserError
-from transformer.clip_text import CLIPTextConfig
+from transformer.clip_text import CLIPTextConfig, CLIPTextModel
+
+LAYER = re.compile(r"text_model\.encoder\.layers\.(\d+)\.")
+
+
+def text_encoder_to_diffusers(model: CLIPTextModel) -> tuple[CLIPTextConfig, dict[str, torch.Tensor]]:
+    """(config, state dict) of the layers that run: skipped final layers dropped, nothing left to skip."""
+    config = model.config
+    kept = config.num_hidden_layers - config.skip_last_layers
+    state = {
+        k: v for k, v in model.state_dict().items() if not ((m := LAYER.match(k)) and int(m.group(1)) >= kept)
+    }
+    return dataclasses.replace(config, num_hidden_layers=kept, skip_last_layers=0), state
 
 
 def text_config_to_diffusers(config: CLIPTextConfig) -> dict:
+    if config.skip_last_layers:
+        raise ValueError("transformers cannot skip layers: convert with text_encoder_to_diffusers first")
+    fields = {k: v for k, v in dataclasses.asdict(config).items() if k != "skip_last_layers"}
     return {
         "architectures": ["CLIPTextModel"],
         "model_type": "clip_text_model",
-        **dataclasses.asdict(config),
+        **fields,
         "bos_token_id": 49406,
         "pad_token_id": 1,
         "projection_dim": config.hidden_size,

@@ -1,8 +1,9 @@
 """Configs read off an original-layout state dict's shapes, for files that carry no config.
 
 Everything structural (widths, levels, block counts, attention placement) is visible in the tensor
-shapes. Head counts and GroupNorm group counts are not: those default to SD 1.x's values (8 UNet heads,
-64-wide CLIP heads, 32 groups). Our own exports store their configs, so they never need this guess.
+shapes. Head counts, GroupNorm group counts and activations are not: those default to the family's
+values (SD 1.x: 8 UNet heads, quick-GELU; SD 2.x: 64-wide UNet heads, GELU, the penultimate text layer;
+both: 64-wide CLIP heads, 32 groups). Our own exports store their configs, so they never need this guess.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import re
 
 import torch
 
-from transformer.clip_text import CLIPTextConfig
-from unet.config import UNetConfig
+from sd.loading.checkpoint import SD1, SD2
+from transformer.clip_text import SD21_TEXT, CLIPTextConfig
+from unet.config import SD15_UNET, SD21_UNET, UNetConfig
 from vae.config import VAEConfig
 
 
@@ -22,7 +24,7 @@ def _indices(state_dict: dict[str, torch.Tensor], pattern: str) -> list[int]:
     return sorted({int(m.group(1)) for k in state_dict if (m := regex.match(k))})
 
 
-def infer_unet_config(sd: dict[str, torch.Tensor]) -> UNetConfig:
+def infer_unet_config(sd: dict[str, torch.Tensor], family: str = SD1) -> UNetConfig:
     conv_in = sd["input_blocks.0.0.weight"]  # (model_channels, in_channels, 3, 3)
     mc = conv_in.shape[0]
     blocks = _indices(sd, r"input_blocks\.(\d+)\.")
@@ -37,6 +39,7 @@ def infer_unet_config(sd: dict[str, torch.Tensor]) -> UNetConfig:
             attention.append(2**level)
     proj_in = sd["middle_block.1.proj_in.weight"]
     to_k = sd["middle_block.1.transformer_blocks.0.attn2.to_k.weight"]  # (inner, context_dim)
+    heads = SD21_UNET if family == SD2 else SD15_UNET
     return UNetConfig(
         in_channels=conv_in.shape[1],
         out_channels=sd["out.2.weight"].shape[0],
@@ -44,6 +47,8 @@ def infer_unet_config(sd: dict[str, torch.Tensor]) -> UNetConfig:
         channel_mult=tuple(channel_mult),
         num_res_blocks=num_res_blocks,
         attention_resolutions=tuple(reversed(attention)),  # ldm order: (4, 2, 1)
+        num_heads=heads.num_heads,
+        num_head_channels=heads.num_head_channels,
         transformer_depth=len(_indices(sd, r"middle_block\.1\.transformer_blocks\.(\d+)\.")),
         context_dim=to_k.shape[1],
         use_linear_in_transformer=proj_in.ndim == 2,
@@ -65,14 +70,24 @@ def infer_vae_config(sd: dict[str, torch.Tensor]) -> VAEConfig:
     )
 
 
-def infer_text_config(sd: dict[str, torch.Tensor]) -> CLIPTextConfig:
+def infer_text_config(sd: dict[str, torch.Tensor], family: str = SD1) -> CLIPTextConfig:
     tokens = sd["text_model.embeddings.token_embedding.weight"]  # (vocab, width)
     width = tokens.shape[1]
+    layers = len(_indices(sd, r"text_model\.encoder\.layers\.(\d+)\."))
     return CLIPTextConfig(
         vocab_size=tokens.shape[0],
         max_position_embeddings=sd["text_model.embeddings.position_embedding.weight"].shape[0],
         hidden_size=width,
         intermediate_size=sd["text_model.encoder.layers.0.mlp.fc1.weight"].shape[0],
-        num_hidden_layers=len(_indices(sd, r"text_model\.encoder\.layers\.(\d+)\.")),
+        num_hidden_layers=layers,
         num_attention_heads=width // 64,
+        **(_sd2_text_fields(width, layers) if family == SD2 else {}),
     )
+
+
+def _sd2_text_fields(width: int, layers: int) -> dict[str, object]:
+    """SD 2.x runs OpenCLIP's 24-layer tower without its last layer. Files written from a diffusers
+    folder (23 layers) lack that layer already, so they skip none; any other SD 2.x-structured file
+    is taken to store its unused last layer, as ldm's own files do."""
+    holds_unused = (width, layers) != (SD21_TEXT.hidden_size, SD21_TEXT.num_hidden_layers - 1)
+    return {"hidden_act": SD21_TEXT.hidden_act, "skip_last_layers": SD21_TEXT.skip_last_layers if holds_unused else 0}

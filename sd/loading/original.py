@@ -2,13 +2,16 @@
 
     model.diffusion_model.*          -> UNet
     first_stage_model.*              -> VAE
-    cond_stage_model.transformer.*   -> CLIP text encoder
+    cond_stage_model.transformer.*   -> CLIP text encoder (SD 1.x)
+    cond_stage_model.model.*         -> OpenCLIP text encoder (SD 2.x), renamed by open_clip_text.py
 
-Our modules carry the original names, so after stripping the prefix each part is a strict load.
+Our modules carry the original names, so after stripping the prefix each part is a strict load (the
+SD 2.x text encoder after a rule-based rename from OpenCLIP's names).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -17,47 +20,55 @@ from safetensors.torch import save_file
 
 from sd.atomic_output import atomic_output
 from sd.errors import UserError
-from sd.loading.checkpoint import Checkpoint
+from sd.loading.checkpoint import SD1, SD2, Checkpoint
 from sd.loading.config_json import config_from_dict, config_to_dict
-from sd.loading.detect import TEXT, UNET, VAE, check_original_family
+from sd.loading.detect import TEXT_PREFIXES, UNET, VAE, check_original_family, single_file_prediction_type
 from sd.loading.infer_config import infer_text_config, infer_unet_config, infer_vae_config
+from sd.loading.open_clip_text import open_clip_to_transformers, transformers_to_open_clip
 from sd.loading.read import read_weights
 from sd.loading.strict_load import strict_load
 from sd.schedule import SD15_SCHEDULE
 from transformer.clip_text import CLIPTextConfig, CLIPTextModel
-from transformer.clip_tokenizer import default_tokenizer
+from transformer.clip_tokenizer import EOS_TOKEN, OPEN_CLIP_PAD_TOKEN, default_tokenizer
 from unet.config import UNetConfig
 from unet.model import UNetModel
 from vae.autoencoder import AutoencoderKL
 from vae.config import VAEConfig
 
-PREFIXES = {"unet": UNET, "vae": VAE, "text_encoder": TEXT}
 CONFIG_KEY = "sd_from_scratch.configs"  # safetensors metadata entry holding our exports' configs
+PAD_TOKENS = {SD1: EOS_TOKEN, SD2: OPEN_CLIP_PAD_TOKEN}
+NATIVE_SIZE = {"epsilon": 512, "v_prediction": 768}  # SD 2.x-base and SD 2.x (768-v) were trained at these
 
 
-def split_original(state_dict: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+def prefixes(family: str = SD1) -> dict[str, str]:
+    return {"unet": UNET, "vae": VAE, "text_encoder": TEXT_PREFIXES[family]}
+
+
+def split_original(state_dict: dict[str, torch.Tensor], family: str = SD1) -> dict[str, dict[str, torch.Tensor]]:
     """Component state dicts with prefixes stripped; keys outside the three prefixes are ignored
     (schedule buffers, EMA copies), and so are text `position_ids` buffers."""
-    parts: dict[str, dict[str, torch.Tensor]] = {name: {} for name in PREFIXES}
+    parts: dict[str, dict[str, torch.Tensor]] = {name: {} for name in prefixes(family)}
     for key, value in state_dict.items():
-        for name, prefix in PREFIXES.items():
+        for name, prefix in prefixes(family).items():
             if not key.startswith(prefix):
                 continue
             sub = key[len(prefix) :]
-            if name == "text_encoder":
+            if name == "text_encoder" and family == SD1:
                 if sub.endswith("position_ids"):
                     break
                 if not sub.startswith("text_model."):  # files saved by old transformers versions
                     sub = "text_model." + sub
             parts[name][sub] = value
             break
+    if family == SD2:
+        parts["text_encoder"] = open_clip_to_transformers(parts["text_encoder"])
     return parts
 
 
 def _configs(
-    path: Path, parts: dict[str, dict[str, torch.Tensor]], metadata: dict[str, str]
-) -> tuple[UNetConfig, VAEConfig, CLIPTextConfig]:
-    """Configs stored by our export if present, else read off the tensor shapes."""
+    path: Path, parts: dict[str, dict[str, torch.Tensor]], metadata: dict[str, str], family: str
+) -> tuple[UNetConfig, VAEConfig, CLIPTextConfig, str | None]:
+    """Configs (and prediction type) stored by our export if present, else read off the tensor shapes."""
     stored = metadata.get(CONFIG_KEY)
     if stored:
         d = json.loads(stored)
@@ -65,12 +76,14 @@ def _configs(
             config_from_dict(UNetConfig, d["unet"], str(path)),
             config_from_dict(VAEConfig, d["vae"], str(path)),
             config_from_dict(CLIPTextConfig, d["text_encoder"], str(path)),
+            d.get("prediction_type", "epsilon"),
         )
     try:
         return (
-            infer_unet_config(parts["unet"]),
+            infer_unet_config(parts["unet"], family),
             infer_vae_config(parts["vae"]),
-            infer_text_config(parts["text_encoder"]),
+            infer_text_config(parts["text_encoder"], family),
+            None,
         )
     except KeyError as error:
         raise UserError(f"{path}: incomplete checkpoint, key {error.args[0]} is missing") from None
@@ -78,37 +91,44 @@ def _configs(
         raise UserError(f"{path}: stores no config and its shapes fit none: {error}") from None
 
 
-def load_original(path: Path, dtype: torch.dtype = torch.float32) -> Checkpoint:
+def load_original(path: Path, dtype: torch.dtype = torch.float32, prediction_type: str | None = None) -> Checkpoint:
+    """`prediction_type` overrides the stored or guessed one (see detect.single_file_prediction_type)."""
     where = str(path)
     state_dict, metadata = read_weights(path)
-    check_original_family(state_dict, where)
+    family = check_original_family(state_dict, where)
     if "alphas_cumprod" in state_dict:
         SD15_SCHEDULE.check_alphas_cumprod(state_dict["alphas_cumprod"], where)
-    parts = split_original(state_dict)
-    unet_cfg, vae_cfg, text_cfg = _configs(path, parts, metadata)
+    parts = split_original(state_dict, family)
+    unet_cfg, vae_cfg, text_cfg, stored_prediction = _configs(path, parts, metadata, family)
+    guessed = stored_prediction or single_file_prediction_type(family, metadata.get("global_step"))
+    prediction_type = prediction_type or guessed
+    if stored_prediction is None and family == SD2:
+        vae_cfg = dataclasses.replace(vae_cfg, resolution=NATIVE_SIZE[prediction_type])
+    text_prefix = TEXT_PREFIXES[family]
     return Checkpoint(
-        tokenizer=default_tokenizer(),
+        tokenizer=default_tokenizer(PAD_TOKENS[family]),
         text_encoder=strict_load(
             lambda: CLIPTextModel(text_cfg),
             parts["text_encoder"],
-            f"{where} (text encoder, '{TEXT}*')",
+            f"{where} (text encoder, '{text_prefix}*')",
             dtype,
         ),
         vae=strict_load(lambda: AutoencoderKL(vae_cfg), parts["vae"], f"{where} (VAE, '{VAE}*')", dtype),
         unet=strict_load(lambda: UNetModel(unet_cfg), parts["unet"], f"{where} (UNet, '{UNET}*')", dtype),
         schedule=SD15_SCHEDULE,
         name=path.name,
+        prediction_type=prediction_type,
     )
 
 
 def original_state_dict(checkpoint: Checkpoint) -> dict[str, torch.Tensor]:
-    """One state dict in the original layout (prefixes added back)."""
-    modules = {"unet": checkpoint.unet, "vae": checkpoint.vae, "text_encoder": checkpoint.text_encoder}
-    return {
-        PREFIXES[name] + key: tensor.contiguous()
-        for name, module in modules.items()
-        for key, tensor in module.state_dict().items()
-    }
+    """One state dict in the original layout (prefixes added back; SD 2.x text keys in OpenCLIP's names)."""
+    family = checkpoint.family
+    parts = {name: getattr(checkpoint, name).state_dict() for name in ("unet", "vae", "text_encoder")}
+    if family == SD2:
+        parts["text_encoder"] = transformers_to_open_clip(parts["text_encoder"])
+    names = prefixes(family)
+    return {names[name] + key: tensor.contiguous() for name, part in parts.items() for key, tensor in part.items()}
 
 
 def save_original(checkpoint: Checkpoint, path: str | Path, overwrite: bool = False) -> Path:
@@ -119,6 +139,7 @@ def save_original(checkpoint: Checkpoint, path: str | Path, overwrite: bool = Fa
         "unet": config_to_dict(checkpoint.unet.config),
         "vae": config_to_dict(checkpoint.vae.config),
         "text_encoder": config_to_dict(checkpoint.text_encoder.config),
+        "prediction_type": checkpoint.prediction_type,
     }
     if path.suffix not in (".safetensors", ".ckpt"):
         raise UserError(f"{path}: use a .safetensors (preferred) or .ckpt file name")

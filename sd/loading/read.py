@@ -55,8 +55,8 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """(tensors, metadata): metadata is a safetensors header's `__metadata__`, or the string entries
-    stored beside `state_dict` in a torch.save file."""
+    """(tensors, metadata): metadata is a safetensors header's `__metadata__`, or the string and integer
+    entries stored beside `state_dict` in a torch.save file."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: no such file; pass a .safetensors or .ckpt file or a diffusers folder")
@@ -95,7 +95,8 @@ def _read_torch_file(path: Path, fmt: str) -> tuple[dict[str, torch.Tensor], dic
         raise UserError(f"{path}: truncated or corrupt checkpoint ({str(error).splitlines()[0]})") from None
     metadata: dict[str, str] = {}
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        metadata = {k: v for k, v in obj.items() if isinstance(v, str)}
+        # Strings, and numbers as strings: SD 2.x-base's `global_step` tells it from the v-model.
+        metadata = {k: str(v) for k, v in obj.items() if isinstance(v, str | int)}
         obj = obj["state_dict"]  # Lightning-style {"state_dict": ..., "global_step": ...}
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise UserError(f"{path}: not a checkpoint (no state dict of tensors inside)")

@@ -5,6 +5,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,9 @@ from sd.loading.checkpoint import load_checkpoint
 from sd.loading.diffusers_folder import save_diffusers_folder
 from sd.loading.infer_config import infer_text_config, infer_unet_config, infer_vae_config
 from sd.loading.original import original_state_dict, save_original
-from tests.tiny_checkpoint import assert_same_weights, tiny_checkpoint
-from transformer.clip_text import SD15_TEXT, CLIPTextModel
-from unet.config import SD15_UNET
+from tests.tiny_checkpoint import assert_same_weights, tiny_checkpoint, tiny_sd2_checkpoint
+from transformer.clip_text import SD15_TEXT, SD21_TEXT, CLIPTextModel
+from unet.config import SD15_UNET, SD21_UNET
 from unet.model import UNetModel
 from vae.autoencoder import AutoencoderKL
 from vae.config import SD15_VAE
@@ -29,6 +30,11 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def tiny():
     return tiny_checkpoint(seed=3)
+
+
+@pytest.fixture(scope="module")
+def tiny_sd2():
+    return tiny_sd2_checkpoint(seed=4)
 
 
 @pytest.fixture
@@ -127,21 +133,63 @@ def test_sdxl(tiny, tmp_path):
     assert "SDXL" in error_of(write(tmp_path, state))
 
 
-def test_sd2_openclip(tiny, tmp_path):
-    state = {k: v for k, v in original_state_dict(tiny).items() if not k.startswith("cond_stage_model.")}
-    state["cond_stage_model.model.token_embedding.weight"] = torch.ones(4, 4)
-    assert "SD 2.x" in error_of(write(tmp_path, state))
-
-
 def test_sd2_by_context_width(tmp_path):
+    """A 1024-wide UNet context is SD 2.x even without OpenCLIP keys; this one then lacks its VAE."""
     with torch.device("meta"):
-        shapes = {
-            k: v.shape for k, v in UNetModel(SD15_UNET.__class__(context_dim=1024)).state_dict().items()
-        }
+        shapes = {k: v.shape for k, v in UNetModel(SD21_UNET).state_dict().items()}
     state = {f"model.diffusion_model.{k}": torch.empty(0) for k in shapes}
-    key = "input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight"
-    state[f"model.diffusion_model.{key}"] = torch.zeros(shapes[key])
-    assert "SD 2.x" in error_of(write(tmp_path, state))
+    for key in ("input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight", "input_blocks.0.0.weight"):
+        state[f"model.diffusion_model.{key}"] = torch.zeros(shapes[key])
+    assert "a full SD 2.x checkpoint has them" in error_of(write(tmp_path, state))
+
+
+def test_sd2_single_file_round_trip(tiny_sd2, tmp_path):
+    path = save_original(tiny_sd2, tmp_path / "sd2.safetensors")
+    loaded = load_checkpoint(path)
+    assert_same_weights(loaded, tiny_sd2)
+    assert loaded.family == "SD 2.x" and loaded.prediction_type == "v_prediction"
+    assert loaded.tokenizer.pad_token == "!" and loaded.tokenizer.pad_id == 0
+    assert load_checkpoint(path, prediction_type="epsilon").prediction_type == "epsilon"  # the flag wins
+
+
+def test_sd2_file_without_configs_is_read_off_its_shapes(tiny_sd2, tmp_path):
+    """A third-party SD 2.x file: OpenCLIP keys (fused in_proj, unused text_projection and logit_scale),
+    no stored configs, no stored prediction type: v by default (SD 2.x 768), epsilon by flag (2.x-base 512)."""
+    state = original_state_dict(tiny_sd2)
+    assert "cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight" in state
+    state["cond_stage_model.model.text_projection"] = torch.zeros(128, 64)
+    state["cond_stage_model.model.logit_scale"] = torch.tensor(4.6)
+    path = write(tmp_path, state)
+    loaded = load_checkpoint(path)
+    assert loaded.unet.config == tiny_sd2.unet.config and loaded.text_encoder.config == tiny_sd2.text_encoder.config
+    assert loaded.prediction_type == "v_prediction" and loaded.vae.config.resolution == 768
+    base = load_checkpoint(path, prediction_type="epsilon")
+    assert base.prediction_type == "epsilon" and base.vae.config.resolution == 512
+    ids = tiny_sd2.tokenizer(["a red circle"])
+    assert torch.equal(loaded.text_encoder(ids), tiny_sd2.text_encoder(ids))
+
+
+@pytest.mark.parametrize("global_step, expected", [(875000, "epsilon"), (110000, "v_prediction")])
+def test_sd2_ckpt_global_step_tells_base_from_v(tiny_sd2, tmp_path, global_step, expected):
+    """diffusers' rule: SD 2.x-base's .ckpt stopped at step 875000; every other SD 2.x file is taken as v."""
+    path = tmp_path / "sd2.ckpt"
+    torch.save({"state_dict": original_state_dict(tiny_sd2), "global_step": global_step}, path)
+    assert load_checkpoint(path).prediction_type == expected
+
+
+def test_sd21_configs_are_inferred_from_shapes():
+    """SD 2.1's original layout on the meta device: 24 OpenCLIP layers, the last one skipped; a file
+    written from a diffusers folder (23 layers) skips none."""
+    from sd.loading.open_clip_text import open_clip_to_transformers, transformers_to_open_clip
+
+    with torch.device("meta"):
+        assert infer_unet_config(UNetModel(SD21_UNET).state_dict(), "SD 2.x") == SD21_UNET
+        open_clip = transformers_to_open_clip(CLIPTextModel(SD21_TEXT).state_dict())
+        assert open_clip["transformer.resblocks.23.attn.in_proj_weight"].shape == (3072, 1024)
+        assert infer_text_config(open_clip_to_transformers(open_clip), "SD 2.x") == SD21_TEXT
+        diffusers_layers = CLIPTextModel(replace(SD21_TEXT, num_hidden_layers=23, skip_last_layers=0))
+        inferred = infer_text_config(diffusers_layers.state_dict(), "SD 2.x")
+        assert inferred.num_hidden_layers == 23 and inferred.skip_last_layers == 0
 
 
 def test_inpainting(tiny, tmp_path):
@@ -149,6 +197,13 @@ def test_inpainting(tiny, tmp_path):
     w = state["model.diffusion_model.input_blocks.0.0.weight"]
     state["model.diffusion_model.input_blocks.0.0.weight"] = torch.zeros(w.shape[0], 9, 3, 3)
     assert "inpainting" in error_of(write(tmp_path, state))
+
+
+def test_sd2_inpainting(tiny_sd2, tmp_path):
+    state = original_state_dict(tiny_sd2)
+    w = state["model.diffusion_model.input_blocks.0.0.weight"]
+    state["model.diffusion_model.input_blocks.0.0.weight"] = torch.zeros(w.shape[0], 9, 3, 3)
+    assert "an SD 2.x inpainting" in error_of(write(tmp_path, state))
 
 
 def test_lora_and_standalone_vae(tiny, tmp_path):
@@ -201,11 +256,13 @@ def test_diffusers_folder_errors(tiny, tmp_path):
         return copy
 
     assert "SDXL" in error_of(edit("model_index.json", _class_name="StableDiffusionXLPipeline"))
-    assert "SD 2.x" in error_of(edit("unet/config.json", cross_attention_dim=1024))
     assert "inpainting" in error_of(edit("unet/config.json", in_channels=9))
-    assert "prediction_type" in error_of(
-        edit("scheduler/scheduler_config.json", prediction_type="v_prediction")
+    assert "prediction_type 'sample' is not supported" in error_of(
+        edit("scheduler/scheduler_config.json", prediction_type="sample")
     )
+    v_folder = edit("scheduler/scheduler_config.json", prediction_type="v_prediction")
+    assert load_checkpoint(v_folder).prediction_type == "v_prediction"
+    assert load_checkpoint(v_folder, prediction_type="epsilon").prediction_type == "epsilon"
     (tmp_path / "empty").mkdir()
     assert "no model_index.json" in error_of(tmp_path / "empty")
     no_weights = edit("model_index.json")
@@ -252,3 +309,19 @@ def test_cli_inspect_and_convert(tiny, tiny_file, tmp_path):
     assert result.returncode == 0, result.stderr
     unet_params = sum(p.numel() for p in tiny.unet.parameters()) / 1e6
     assert "unet" in result.stdout and f"{unet_params:.2f}M params" in result.stdout
+    assert "SD 1.x, predicts epsilon" in result.stdout
+
+
+def test_cli_inspect_names_sd2_and_takes_the_flag(tiny_sd2, tmp_path):
+    """(Without the flag this file is taken as v: test_sd2_file_without_configs_is_read_off_its_shapes.)"""
+    from sd.loading.read import safetensors_metadata
+
+    exported = save_original(tiny_sd2, tmp_path / "export.safetensors")
+    state = {k: v for k, v in original_state_dict(tiny_sd2).items()}
+    path = write(tmp_path, state, "sd2.safetensors")  # no stored configs or prediction type
+    assert safetensors_metadata(path) == {} and safetensors_metadata(exported)
+    command = [sys.executable, "-m", "sd", "inspect", str(path), "--prediction-type", "epsilon"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert "sd2.safetensors: SD 2.x, predicts epsilon" in result.stdout and "pad id 0" in result.stdout
+    assert "hidden_act=gelu" in result.stdout and "skip_last_layers=1" in result.stdout

@@ -1,4 +1,4 @@
-"""Our UNet vs diffusers' UNet2DConditionModel: SD 1.5's configuration, random weights, fp32.
+"""Our UNet vs diffusers' UNet2DConditionModel: SD 1.5's and SD 2.1's configurations, random weights, fp32.
 
 Two independent checks:
 1. diffusers' weights, renamed to the original layout by our converter, give the same outputs.
@@ -21,7 +21,7 @@ from sd.loading.diffusers_unet import (
 )
 from tests.metrics import relative_error
 from tests.random_weights import randomize_
-from unet.config import SD15_UNET, UNetConfig
+from unet.config import SD15_UNET, SD21_UNET, UNetConfig
 from unet.model import UNetModel
 
 TOLERANCE = 1e-5  # max |ours - ref| / max |ref|
@@ -53,6 +53,20 @@ SD15_DIFFUSERS_UNET = {
     "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
 }
 
+# unet/config.json of the published SD 2.1 (768-v) diffusers folder, typed in by hand. SD 2.1-base's
+# differs only in sample_size (64). "attention_head_dim" is, again, the head count: 320/5 = ... = 64 wide.
+SD21_DIFFUSERS_UNET = {
+    **SD15_DIFFUSERS_UNET,
+    "attention_head_dim": [5, 10, 20, 20],
+    "cross_attention_dim": 1024,
+    "dual_cross_attention": False,
+    "num_class_embeds": None,
+    "only_cross_attention": False,
+    "sample_size": 96,
+    "upcast_attention": True,  # fp32 attention scores under fp16; a no-op in this fp32 test
+    "use_linear_projection": True,
+}
+
 
 def inputs(batch: int, size: int, context_dim: int, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)
@@ -68,22 +82,35 @@ def test_sd15_config_converts_both_ways():
     assert all(converted[k] == v for k, v in SD15_DIFFUSERS_UNET.items() if k != "mid_block_scale_factor")
 
 
-@pytest.mark.slow
-def test_sd15_unet_matches_diffusers():
-    torch.manual_seed(0)
-    ref = randomize_(UNet2DConditionModel(**SD15_DIFFUSERS_UNET), seed=1)
-    ours = UNetModel(SD15_UNET).eval()
-    ours.load_state_dict(unet_from_diffusers(ref.state_dict(), SD15_UNET), strict=True, assign=True)
+def test_sd21_config_converts_both_ways():
+    assert unet_config_from_diffusers(SD21_DIFFUSERS_UNET) == SD21_UNET
+    assert SD21_UNET.heads_at(1280) == (20, 64)
+    converted = unet_config_to_diffusers(SD21_UNET)
+    not_written = {"mid_block_scale_factor", "dual_cross_attention", "num_class_embeds", "only_cross_attention",
+                   "upcast_attention", "sample_size"}  # defaults, or (sample_size) set by the folder export
+    assert all(converted[k] == v for k, v in SD21_DIFFUSERS_UNET.items() if k not in not_written)
 
-    x, t, context = inputs(batch=2, size=16, context_dim=768)  # 16x16 latents: 3 downsamplings -> 2x2
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name, diffusers_config, config, context_dim",
+    [("SD 1.5", SD15_DIFFUSERS_UNET, SD15_UNET, 768), ("SD 2.1", SD21_DIFFUSERS_UNET, SD21_UNET, 1024)],
+)
+def test_full_size_unet_matches_diffusers(name, diffusers_config, config, context_dim):
+    torch.manual_seed(0)
+    ref = randomize_(UNet2DConditionModel(**diffusers_config), seed=1)
+    ours = UNetModel(config).eval()
+    ours.load_state_dict(unet_from_diffusers(ref.state_dict(), config), strict=True, assign=True)
+
+    x, t, context = inputs(batch=2, size=16, context_dim=context_dim)  # 16x16 latents: 3 downsamplings -> 2x2
     with torch.no_grad():
         error = relative_error(ours(x, t, context), ref(x, t, context).sample)
-    print(f"SD 1.5 UNet max relative error: {error:.2e}")
+    print(f"{name} UNet max relative error: {error:.2e}")
     assert error <= TOLERANCE
 
     # Check 2: diffusers' own converter, fed our original-layout names, lands on diffusers' tensors.
     original = {f"model.diffusion_model.{k}": v for k, v in ours.state_dict().items()}
-    converted = convert_ldm_unet_checkpoint(original, SD15_DIFFUSERS_UNET)
+    converted = convert_ldm_unet_checkpoint(original, diffusers_config)
     reference = ref.state_dict()
     assert converted.keys() == reference.keys()
     assert all(torch.equal(converted[k], reference[k]) for k in reference)
@@ -117,10 +144,11 @@ def test_small_configs_match_diffusers(config: UNetConfig, size: int):
         assert relative_error(out, ref(x, t, context).sample) <= TOLERANCE
 
 
-def test_parameter_count_is_sd15s():
+@pytest.mark.parametrize("config, count", [(SD15_UNET, 859_520_964), (SD21_UNET, 865_910_724)])
+def test_parameter_count_is_the_published_one(config, count):
     with torch.device("meta"):
-        model = UNetModel(SD15_UNET)
-    assert sum(p.numel() for p in model.parameters()) == 859_520_964
+        model = UNetModel(config)
+    assert sum(p.numel() for p in model.parameters()) == count
 
 
 @pytest.mark.parametrize("form", ["scalar", "0-d tensor", "(B,) all equal"])
