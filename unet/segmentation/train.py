@@ -34,11 +34,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m unet.segmentation.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("outputs/edu/unet"))
-    p.add_argument("--steps", type=int, default=800)
+    p.add_argument("--steps", type=int, default=600)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--train-size", type=int, default=4000)
-    p.add_argument("--eval-size", type=int, default=500)
+    p.add_argument("--train-size", type=int, default=2000)
+    p.add_argument("--eval-size", type=int, default=200)
     p.add_argument("--base-channels", type=int, default=8)
     p.add_argument("--shape-weight", type=float, default=3.0, help="loss weight of shape pixels (background: 1)")
     p.add_argument("--seed", type=int, default=0)

@@ -32,12 +32,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m vae.plain.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("outputs/edu/vae"))
-    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--latent-dim", type=int, default=32)
     p.add_argument("--train-size", type=int, default=10000)
-    p.add_argument("--eval-size", type=int, default=500)
+    p.add_argument("--eval-size", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weights", type=Path, default=None, help="also write the trained weights here")
     return p.parse_args(argv)
