@@ -18,7 +18,7 @@ def translate(model: Transformer, sentences: list[str], beam: int = 1, batch: in
     if beam == 1:
         out = [row for i in range(0, len(ids), batch) for row in greedy_decode(model, batch_ids(ids[i : i + batch]))]
         return ["".join(TARGET.decode(row.tolist())) for row in out]
-    bar = tqdm(ids, desc=f"beam {beam}", leave=False, disable=len(ids) < 50)
+    bar = tqdm(ids, desc=f"beam {beam}", leave=False, disable=len(ids) < 200)
     return ["".join(TARGET.decode(beam_search(model, torch.tensor([i]), beam))) for i in bar]
 
 

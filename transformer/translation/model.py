@@ -106,6 +106,10 @@ class Transformer(nn.Module):
         self.decoder = nn.ModuleList(DecoderLayer(config) for _ in range(config.decoder_layers))
         self.generator = nn.Linear(config.d_model, config.tgt_vocab)  # to next-token logits
         self.dropout = nn.Dropout(config.dropout)
+        for embedding in (self.src_embed, self.tgt_embed):
+            # std d^-0.5, so embedding * sqrt(d) has unit scale, like the positions added to it. PyTorch's default
+            # (std 1) would make token vectors 11x larger than the positions and drown out word order.
+            nn.init.normal_(embedding.weight, std=config.d_model**-0.5)
 
     def embed(self, embedding: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
         """Token embedding * sqrt(d) + positions (section 3.4), then dropout."""

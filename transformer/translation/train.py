@@ -33,10 +33,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m transformer.translation.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("outputs/edu/transformer"))
-    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr-factor", type=float, default=1.0)
-    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--warmup", type=int, default=400)
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--train-size", type=int, default=50000)
     p.add_argument("--eval-size", type=int, default=300, help="held-out sentences (beam search scores the first 300)")
