@@ -9,7 +9,7 @@ import torch
 
 from sd.train.model_file import load_model
 from vae.distribution import DiagonalGaussianDistribution
-from vae.plain.model import PlainVAE, PlainVAEConfig, negative_elbo
+from vae.plain.model import PlainVAE, PlainVAEConfig, negative_elbo, reconstruction_floor
 from vae.plain.plots import prior_samples, traversal
 from vae.plain.train import images
 
@@ -54,8 +54,7 @@ def test_shipped_weights_reach_their_elbo() -> None:
     model = load_model(PlainVAE, PlainVAEConfig, WEIGHTS)
     x = images(100, seed=4242)
     terms = negative_elbo(model, x, torch.Generator().manual_seed(0))
-    assert terms["loss"].item() < ELBO_CLAIM and terms["kl"].item() > 5, terms
+    # The README's figure: held-out -ELBO 158 nats above the Bernoulli floor (120 reconstruction + 38 KL).
+    gap = terms["loss"].item() - reconstruction_floor(x).mean().item()
+    assert gap < 200 and 25 < terms["kl"].item() < 60, (gap, terms)
     assert WEIGHTS.stat().st_size < 2 * 2**20
-
-
-ELBO_CLAIM = 1e9  # set after training: the held-out -ELBO the README reports, plus a margin

@@ -1,6 +1,6 @@
 """Train the Transformer to translate English dates into ISO 8601, and score it on held-out years.
 
-    python -m transformer.translation.train --out outputs/edu/transformer     # about 5 minutes on 2 CPU cores
+    python -m transformer.translation.train --out outputs/edu/transformer     # ~4 CPU-minutes (213 s at 1 thread)
 
 Teacher forcing: the decoder reads <s> y_1 .. y_{T-1} and predicts y_1 .. y_T </s> at once (the causal mask
 keeps it honest). Cross-entropy with label smoothing 0.1, Adam (0.9, 0.98, 1e-9) and the paper's schedule

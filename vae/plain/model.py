@@ -86,3 +86,13 @@ def negative_elbo(
     reconstruction = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum((1, 2, 3)).mean()
     kl = posterior.kl().mean()  # closed form, summed over the 32 latent dimensions
     return {"loss": reconstruction + beta * kl, "reconstruction": reconstruction, "kl": kl}
+
+
+def reconstruction_floor(x: torch.Tensor) -> torch.Tensor:
+    """The smallest possible -log p(x|z) per image: the entropy of the pixel values read as Bernoulli probabilities.
+
+    Pixels are not 0/1, so even a perfect decoder pays sum H(x_i) nats; the ELBO's gap to this floor is what the
+    model can still improve.
+    """
+    p = x.clamp(1e-6, 1 - 1e-6)
+    return -(p * p.log() + (1 - p) * (1 - p).log()).sum((1, 2, 3))  # (B,)
