@@ -16,14 +16,26 @@ from torch import nn
 
 
 def multi_head_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, causal: bool = False
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    heads: int,
+    causal: bool = False,
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Attend with `heads` heads; q is (B, N, H*D), k and v are (B, M, H*D)."""
+    """Attend with `heads` heads; q is (B, N, H*D), k and v are (B, M, H*D).
+
+    `mask` (boolean, True = may attend) broadcasts to (B, H, N, M): (B, 1, 1, M) hides padded keys.
+    """
     q, k, v = (
         rearrange(t, "b n (h d) -> b h n d", h=heads) for t in (q, k, v)
     )  # (B, N, H*D) -> (B, H, N, D)
+    if mask is not None and causal:  # scaled_dot_product_attention takes one or the other: combine them
+        n, m = q.shape[-2], k.shape[-2]
+        mask = mask & torch.ones(n, m, dtype=torch.bool, device=q.device).tril()  # (B, H|1, N, M)
+        causal = False
     # softmax(q k^T / sqrt(D)) v; `causal` masks keys after the query's own position (CLIP's text).
-    out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)  # (B, H, N, D)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)  # (B, H, N, D)
     return rearrange(out, "b h n d -> b n (h d)")  # (B, H, N, D) -> (B, N, H*D)
 
 

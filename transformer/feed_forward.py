@@ -42,7 +42,7 @@ class FeedForward(nn.Module):
         return self.net(x)  # (B, N, C) -> (B, N, 4C) -> (B, N, C)
 
 
-ACTIVATIONS = {"quick_gelu": quick_gelu, "gelu": F.gelu}
+ACTIVATIONS = {"quick_gelu": quick_gelu, "gelu": F.gelu, "relu": F.relu}  # relu: Vaswani et al.'s FFN
 
 
 class CLIPMLP(nn.Module):

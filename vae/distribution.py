@@ -8,6 +8,8 @@ import torch
 class DiagonalGaussianDistribution:
     """Posterior over latents from the encoder's `moments` (B, 2*C, h, w): mean and log-variance.
 
+    A plain VAE's vector latent, moments (B, 2*C), works the same (`vae/plain/` uses this class too).
+
     Sampling uses the reparameterisation trick, z = mean + std * eps with eps ~ N(0, I), so the
     sample is a differentiable function of the encoder's output (Kingma & Welling 2014).
     """
@@ -38,4 +40,5 @@ class DiagonalGaussianDistribution:
         KL = 1/2 * sum(mean^2 + var - 1 - log var), the closed form for Gaussians; the VAE's
         training loss weights it lightly, just enough to keep latents near unit scale.
         """
-        return 0.5 * torch.sum(self.mean.pow(2) + self.var - 1.0 - self.logvar, dim=[1, 2, 3])
+        dims = list(range(1, self.mean.ndim))  # [1, 2, 3] for SD's (B, C, h, w); [1] for a vector latent
+        return 0.5 * torch.sum(self.mean.pow(2) + self.var - 1.0 - self.logvar, dim=dims)

@@ -1,17 +1,19 @@
-"""Loss history kept in the training state and drawn as a PNG (log-scale loss against step)."""
+"""Loss history kept in the training state and drawn as a PNG (log-scale loss against step).
+
+Drawn on a bare matplotlib Figure, not through pyplot, so importing this (a notebook importing a training
+module) leaves the session's plotting backend alone and no GUI is ever needed.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure
 
 
 def plot_curves(history: dict[str, list[tuple[int, float]]], path: Path, title: str) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     for name, points in history.items():
         if points:
             steps, values = zip(*points, strict=True)
@@ -24,4 +26,3 @@ def plot_curves(history: dict[str, list[tuple[int, float]]], path: Path, title: 
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
