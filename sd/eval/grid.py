@@ -10,13 +10,10 @@ import os
 import textwrap
 from dataclasses import dataclass, field
 
-import matplotlib
+from matplotlib.figure import Figure
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from sd.atomic_output import atomic_output  # noqa: E402
+from sd.atomic_output import atomic_output
 
 GROUP_COLOURS = {"held-in": "tab:blue", "held-out": "tab:orange"}
 
@@ -35,7 +32,9 @@ def write_grid(cells: list[GridCell], path: str | os.PathLike, columns: int = 8,
         raise ValueError("no samples to draw")
     columns = min(columns, len(cells))
     rows = -(-len(cells) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(1.55 * columns, 1.95 * rows + 0.5), squeeze=False)
+    # A bare Figure, not pyplot: no backend is chosen at import, so notebooks keep their inline plots.
+    fig = Figure(figsize=(1.55 * columns, 1.95 * rows + 0.5))
+    axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, cell in zip(axes.flat, cells, strict=False):
@@ -58,4 +57,3 @@ def write_grid(cells: list[GridCell], path: str | os.PathLike, columns: int = 8,
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     with atomic_output(path, overwrite=overwrite) as tmp:
         fig.savefig(tmp, format="png", dpi=150)
-    plt.close(fig)
