@@ -32,9 +32,10 @@ SUFFIXES = {
     ".lora_down.weight": "down", ".lora_up.weight": "up",  # kohya
     ".alpha": "alpha",
 }  # fmt: skip
-UNSUPPORTED = {
-    "hada_": "LoHa", "lokr_": "LoKr", "dora_scale": "DoRA", "lora_magnitude_vector": "DoRA",
-    "lora_mid": "LoCon with a CP-decomposed middle", "lora_B.bias": "a LoRA with a bias on B", ".diff": "a full diff",
+UNSUPPORTED = {  # a pattern found in a key -> the adapter kind it belongs to
+    r"hada_": "LoHa", r"lokr_": "LoKr", r"dora_scale|lora_magnitude_vector": "DoRA",
+    r"lora_mid": "LoCon with a CP-decomposed middle", r"lora_B\.bias": "a LoRA with a bias on B",
+    r"\.diff(_b)?$": "a full weight difference",
 }  # fmt: skip
 METADATA_KEY = "lora_adapter_metadata"  # where diffusers' save_lora_weights keeps each component's LoraConfig
 
@@ -72,7 +73,7 @@ def read_lora_file(path: str | Path) -> LoraFile:
     parts: dict[str, dict[str, torch.Tensor]] = {}
     keys: dict[str, str] = {}
     for key in tensors:
-        kind = next((name for marker, name in UNSUPPORTED.items() if marker in key), None)
+        kind = next((name for pattern, name in UNSUPPORTED.items() if re.search(pattern, key)), None)
         if kind is not None:
             raise UserError(f"{path}: key {key} belongs to {kind}, which is not supported; only plain LoRA "
                             "(lora_A/lora_B or lora_down/lora_up) files load")  # fmt: skip
