@@ -25,6 +25,7 @@ from sd.gif.keyframes import parse_keyframes, spread_prompts
 from sd.gif.settings import GIF_SAMPLERS, TEXT_INTERPOLATIONS, GifSettings
 from sd.gif.sidecar import read_sidecar
 from sd.gif.writers import gif_duration_ms
+from sd.lora.spec import parse_lora_spec
 from sd.paths import DEFAULT_CHECKPOINT
 
 DEFAULTS = GifSettings()
@@ -53,6 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--width", type=int, help="multiple of 8 (default: the model's size)")
     g.add_argument("--height", type=int, help="multiple of 8 (default: the model's size)")
     g.add_argument("--batch", type=int, help="frames per UNet call; same pixels as --batch 1 (default 1)")
+    g.add_argument("--lora", action="append", metavar="FILE[:SCALE]",
+                   help="apply a LoRA (diffusers or kohya file) at SCALE (default 1); repeat to stack")  # fmt: skip
 
     i = p.add_argument_group("interpolation")
     i.add_argument("--easing", choices=list(EASINGS), help=f"(default {DEFAULTS.easing})")
@@ -80,13 +83,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-SETTING_ARGS = [f for f in GifSettings.__dataclass_fields__ if f != "init_image_sha256"]
+SETTING_ARGS = [f for f in GifSettings.__dataclass_fields__ if f not in ("init_image_sha256", "loras")]
 
 
 def keyframes_and_settings(args: argparse.Namespace):
     given = {k: getattr(args, k) for k in SETTING_ARGS if getattr(args, k, None) is not None}
     if args.from_json:
-        if args.keyframes or args.keyframes_file or args.frames is not None or given:
+        if args.keyframes or args.keyframes_file or args.frames is not None or given or args.lora:
             raise UserError("--from-json takes the keyframes and settings from the sidecar; pass only --out, "
                             "--checkpoint, --cache-dir or --overwrite with it")  # fmt: skip
         keyframes, settings, record = read_sidecar(args.from_json)
@@ -104,6 +107,8 @@ def keyframes_and_settings(args: argparse.Namespace):
         keyframes = spread_prompts(args.keyframes, args.frames)
     else:
         keyframes = parse_keyframes("\n".join(args.keyframes), source="keyframe arguments")
+    loras = [parse_lora_spec(text) for text in args.lora or []]
+    given["loras"] = [{"path": spec.path, "scale": spec.scale, "sha256": None} for spec in loras]
     return keyframes, GifSettings(**given), None, None
 
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sd.errors import UserError
+from sd.loading.checkpoint import Checkpoint
+from sd.lora.adapter import Lora, load_lora
 
 
 @dataclass(frozen=True)
@@ -30,3 +32,13 @@ def parse_lora_spec(text: str) -> LoraSpec:
     if not Path(path).is_file():
         raise UserError(f"--lora {text}: no such file {path} (give FILE or FILE:SCALE, e.g. style.safetensors:0.8)")
     return LoraSpec(path, scale)
+
+
+def load_specs(specs: list[LoraSpec], checkpoint: Checkpoint) -> list[tuple[Lora, float]]:
+    """Each LoRA file read and fitted onto `checkpoint`, with its scale (for `applied_loras`)."""
+    return [(load_lora(spec.path, checkpoint), spec.scale) for spec in specs]
+
+
+def describe(specs: list[LoraSpec]) -> str:
+    """'style.safetensors:0.8, other.safetensors:1' for image metadata and messages."""
+    return ", ".join(f"{Path(spec.path).name}:{spec.scale:g}" for spec in specs)
