@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--width", type=int, help="multiple of 8 (default: the model's size)")
     g.add_argument("--height", type=int, help="multiple of 8 (default: the model's size)")
     g.add_argument("--batch", type=int, help="frames per UNet call; same pixels as --batch 1 (default 1)")
-    g.add_argument("--lora", action="append", metavar="FILE[:SCALE]",
+    g.add_argument("--lora", dest="loras", action="append", metavar="FILE[:SCALE]",
                    help="apply a LoRA (diffusers or kohya file) at SCALE (default 1); repeat to stack")  # fmt: skip
 
     i = p.add_argument_group("interpolation")
@@ -83,13 +83,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-SETTING_ARGS = [f for f in GifSettings.__dataclass_fields__ if f not in ("init_image_sha256", "loras")]
+SETTING_ARGS = [f for f in GifSettings.__dataclass_fields__ if f != "init_image_sha256"]
 
 
 def keyframes_and_settings(args: argparse.Namespace):
     given = {k: getattr(args, k) for k in SETTING_ARGS if getattr(args, k, None) is not None}
     if args.from_json:
-        if args.keyframes or args.keyframes_file or args.frames is not None or given or args.lora:
+        if args.keyframes or args.keyframes_file or args.frames is not None or given:
             raise UserError("--from-json takes the keyframes and settings from the sidecar; pass only --out, "
                             "--checkpoint, --cache-dir or --overwrite with it")  # fmt: skip
         keyframes, settings, record = read_sidecar(args.from_json)
@@ -107,7 +107,7 @@ def keyframes_and_settings(args: argparse.Namespace):
         keyframes = spread_prompts(args.keyframes, args.frames)
     else:
         keyframes = parse_keyframes("\n".join(args.keyframes), source="keyframe arguments")
-    loras = [parse_lora_spec(text) for text in args.lora or []]
+    loras = [parse_lora_spec(text) for text in given.get("loras", [])]  # FILE[:SCALE] -> the sidecar's entries
     given["loras"] = [{"path": spec.path, "scale": spec.scale, "sha256": None} for spec in loras]
     return keyframes, GifSettings(**given), None, None
 
