@@ -2,7 +2,8 @@
 
     diffusers/PEFT  {MODULE}.lora_A.weight (A, r x in), {MODULE}.lora_B.weight (B, out x r); alpha in the
                     safetensors metadata `lora_adapter_metadata` ({"unet.r": 4, "unet.lora_alpha": 8, ...}),
-                    else alpha = r. Older diffusers files: {MODULE}.lora.down.weight / .lora.up.weight.
+                    or {MODULE}.alpha, else alpha = r. Older diffusers files: {MODULE}.lora.down.weight,
+                    ...attn1.processor.to_q_lora.down.weight, ...q_proj.lora_linear_layer.down.weight.
     kohya (sd-scripts, A1111)  {lora_unet_...|lora_te_...}.lora_down.weight, .lora_up.weight, .alpha
 
 Module names stay as the file gives them here; names.py and adapter.py map them onto our layers.
@@ -29,6 +30,8 @@ from sd.lora.layer import LoraLayer
 SUFFIXES = {
     ".lora_A.weight": "down", ".lora_B.weight": "up",  # PEFT (diffusers >= 0.24)
     ".lora.down.weight": "down", ".lora.up.weight": "up",  # older diffusers
+    "_lora.down.weight": "down", "_lora.up.weight": "up",  # diffusers' attention processors (processor.to_q_lora)
+    ".lora_linear_layer.down.weight": "down", ".lora_linear_layer.up.weight": "up",  # its text encoder
     ".lora_down.weight": "down", ".lora_up.weight": "up",  # kohya
     ".alpha": "alpha",
 }  # fmt: skip
@@ -49,9 +52,13 @@ class LoraFile:
 
 
 def _split(key: str) -> tuple[str, str] | None:
+    """(module name, role) of a key; the attention-processor layout's `attn1.processor.to_out` is `attn1.to_out.0`."""
     for suffix, role in SUFFIXES.items():
         if key.endswith(suffix):
-            return key.removesuffix(suffix), role
+            module = key.removesuffix(suffix)
+            if ".processor." in module:
+                module = module.replace(".processor.", ".") + (".0" if module.endswith("to_out") else "")
+            return module, role
     return None
 
 

@@ -57,6 +57,28 @@ def test_diffusers_text_encoder_keys_with_text_model_prefix_load(checkpoint, lay
     assert lora.layers["text_encoder.text_model.encoder.layers.0.self_attn.q_proj"].alpha == 4  # no metadata: r
 
 
+def test_older_diffusers_layouts_load(checkpoint, tmp_path):
+    """diffusers < 0.24: attention processors (`attn1.processor.to_q_lora.down.weight`) and the text encoder's
+    `q_proj.lora_linear_layer.down.weight`; no alpha stored, so alpha = r."""
+    layers = random_lora(checkpoint, alpha=4.0)
+    path = write_diffusers(checkpoint, layers, tmp_path / "new.safetensors")
+
+    def old(key: str) -> str:
+        key = key.replace(".lora_A.weight", ".down.weight").replace(".lora_B.weight", ".up.weight")
+        if key.startswith("unet."):
+            module, role = key.rsplit(".", 2)[0], key.rsplit(".", 2)[1]
+            parent, name = module.rsplit(".", 1) if not module.endswith("to_out.0") else (module[:-9], "to_out")
+            return f"{parent}.processor.{name}_lora.{role}.weight"
+        return key.replace(".down.weight", ".lora_linear_layer.down.weight").replace(
+            ".up.weight", ".lora_linear_layer.up.weight")
+
+    save_file({old(k): v for k, v in load_file(path).items()}, tmp_path / "old.safetensors")
+    assert any(".processor.to_out_lora.up.weight" in k for k in load_file(tmp_path / "old.safetensors"))
+    lora = load_lora(tmp_path / "old.safetensors", checkpoint)
+    assert lora.layers.keys() == layers.keys()
+    assert all(torch.equal(lora.layers[n].up, layer.up) for n, layer in layers.items())
+
+
 def test_alpha_from_diffusers_metadata(checkpoint, layers, tmp_path):
     path = write_diffusers(checkpoint, layers, tmp_path / "lora.safetensors")
     from safetensors import safe_open
