@@ -11,6 +11,8 @@ the same seeds without and with the adapter:
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
@@ -98,17 +100,25 @@ def evaluate_style(
         predicted = classifier.predict(images[key])
         return float(np.mean([p[a] == t[a] for p, t in zip(predicted, targets, strict=True) for a in t]))
 
-    difference = [
-        np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16)).mean()
-        for a, b in zip(images["base", "control"], images["lora", "control"], strict=True)
-    ]
+    def colours_read(key) -> dict[str, int]:
+        """What colour the classifier reads for the styled shapes (the judge knows only the 12 old colours)."""
+        return dict(Counter(p["colour"] for p in classifier.predict(images[key])).most_common())
+
+    def mean_abs_diff(kind: str) -> float:
+        """Mean |adapted - base| over pixels and images, 0-255."""
+        pairs = zip(images["base", kind], images["lora", kind], strict=True)
+        return float(np.mean([np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16)).mean()
+                              for a, b in pairs]))  # fmt: skip
+
     return {
         "recoloured": recoloured(images["base", "styled"], images["lora", "styled"], COLOURS[word], rgb),
         "new_colour_share": {"base": mean_near(("base", "styled"), rgb), "lora": mean_near(("lora", "styled"), rgb)},
         "old_colour_share": {
             "base": mean_near(("base", "styled"), COLOURS[word]), "lora": mean_near(("lora", "styled"), COLOURS[word])
         },  # fmt: skip
-        "control_mean_abs_diff": float(np.mean(difference)),
+        "styled_colour_read": {"base": colours_read(("base", "styled")), "lora": colours_read(("lora", "styled"))},
+        "styled_mean_abs_diff": mean_abs_diff("styled"),
+        "control_mean_abs_diff": mean_abs_diff("control"),
         "control_attribute_accuracy": {"base": control_accuracy(("base", "control")),
                                        "lora": control_accuracy(("lora", "control"))},  # fmt: skip
         "prompts": prompts,

@@ -50,7 +50,13 @@ from sd.train.lr_schedule import warmup_cosine
 from sd.train.state import load_state, save_state
 from sd.train.text_to_image import batch_for_step, diffusion_loss, encode_latents
 
-TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "q_proj", "k_proj", "v_proj", "out_proj")
+# Which layers get adapters: every attention projection (UNet self- and cross-attention, text encoder), or
+# only the cross-attention keys and values, through which the text reaches the image (as Custom Diffusion,
+# Kumari et al. 2023, fine-tunes).
+TARGETS = {
+    "attention": ("to_q", "to_k", "to_v", "to_out.0", "q_proj", "k_proj", "v_proj", "out_proj"),
+    "cross-kv": ("attn2.to_k", "attn2.to_v"),
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -62,6 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rgb", default="0,200,255", help="its new colour, R,G,B (default cyan)")
     p.add_argument("--rank", type=int, default=4)
     p.add_argument("--alpha", type=float, default=4.0, help="scale alpha/rank on the update (default 1)")
+    p.add_argument("--targets", choices=list(TARGETS), default="attention", help="layers to adapt (default attention)")
     p.add_argument("--no-text-encoder", dest="text_encoder", action="store_false", help="adapt the UNet only")
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--stop-after", type=int, default=None,
@@ -99,12 +106,12 @@ def style_data(word: str, rgb: tuple[int, int, int], n: int, seed: int) -> tuple
     return images, [random_caption(scene, rng) for scene in chosen]
 
 
-def new_lora(checkpoint: Checkpoint, rank: int, alpha: float, text_encoder: bool, seed: int) -> Lora:
+def new_lora(checkpoint: Checkpoint, rank: int, alpha: float, targets: str, text_encoder: bool, seed: int) -> Lora:
     """Trainable adapters on the attention projections: A as PEFT initialises it (Kaiming-uniform), B = 0."""
     gen = torch.Generator().manual_seed(seed)
     layers = {}
     for name, module in adaptable_modules(checkpoint).items():
-        if not name.endswith(TARGETS) or (name.startswith("text_encoder.") and not text_encoder):
+        if not name.endswith(TARGETS[targets]) or (name.startswith("text_encoder.") and not text_encoder):
             continue
         out_features, in_features = module.weight.shape
         bound = 1.0 / math.sqrt(in_features)  # kaiming_uniform_(a=sqrt(5)) on (r, in), as nn.Linear and PEFT
@@ -134,7 +141,8 @@ def write_eval(result: dict, out: Path, args: argparse.Namespace) -> dict:
         for which in ("base", "lora")
         for image, prompt in list(zip(result["images"][which, kind], result["prompts"][kind], strict=True))[:8]
     ]
-    write_grid(cells, out / "eval.png", columns=8, overwrite=True)
+    heading = f"'{args.word}' prompts without / with the LoRA, then prompts without '{args.word}' without / with it"
+    write_grid(cells, out / "eval.png", columns=8, overwrite=True, heading=heading)
     return metrics
 
 
@@ -152,7 +160,7 @@ def train(args: argparse.Namespace) -> dict:
     scale = checkpoint.vae.config.scaling_factor
     val = batch_for_step(args, -1, len(images), empty_ids, ids, mean, std, scale)
 
-    lora = new_lora(checkpoint, args.rank, args.alpha, args.text_encoder, args.seed)
+    lora = new_lora(checkpoint, args.rank, args.alpha, args.targets, args.text_encoder, args.seed)
     params = lora_parameters(lora)
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
     history: dict[str, list] = {"train": [], "val": []}

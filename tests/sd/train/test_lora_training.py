@@ -32,18 +32,22 @@ def test_resuming_gives_the_same_adapter_as_one_run(tmp_path):
 
 @pytest.mark.slow
 def test_a_short_run_redraws_the_word_and_keeps_the_rest(tmp_path):
-    result = run(tmp_path, "--steps", "60", "--batch", "16", "--lr", "1e-2", "--train-size", "256")
+    short = ["--steps", "60", "--batch", "16", "--lr", "1e-2", "--train-size", "256", "--targets", "cross-kv"]
+    result = run(tmp_path, *short)
     checkpoint, lora = result["checkpoint"], result["lora"]
     style = evaluate_style(checkpoint, lora, "red", CYAN, n=4, steps=10, seed=10_000)
     recoloured = style["recoloured"]
     print({k: v for k, v in style.items() if k not in ("images", "prompts")})
-    # the red shapes move toward cyan: measured 60 steps: see the printed figures
-    assert recoloured["distance_to_new_lora"] < recoloured["distance_to_new_base"] - 60
-    assert recoloured["nearer_new_lora"] > 0.5 > recoloured["nearer_new_base"]
-    # prompts without "red" stay: small pixel change, the classifier reads the same attributes
-    assert style["control_mean_abs_diff"] < 10
+    # The red shapes move toward cyan. Measured (60 steps, cross-attention k/v): mean RGB distance to cyan
+    # 340 -> 196, 0% -> 52% of them nearer cyan than red; the classifier reads them purple/blue/brown, not red.
+    assert recoloured["distance_to_new_lora"] < recoloured["distance_to_new_base"] - 80
+    assert recoloured["nearer_new_lora"] > 0.3 and recoloured["nearer_new_base"] == 0.0
+    assert "red" not in style["styled_colour_read"]["lora"] and style["styled_colour_read"]["base"] == {"red": 4}
+    # Prompts without "red" keep what the classifier reads (measured 100% -> 100% of 20 attributes) and move
+    # little (measured 8.7/255 mean |difference|; 2.2 after the full 400-step run, README).
     accuracy = style["control_attribute_accuracy"]
     assert accuracy["lora"] >= accuracy["base"] - 0.1
+    assert style["control_mean_abs_diff"] < 12
 
     # the adapter file: ours and diffusers' load_lora_weights give the same image
     path = tmp_path / "lora.safetensors"
