@@ -180,6 +180,9 @@ def train(args: argparse.Namespace) -> dict:
         return checkpoint.unet(z_t, t, checkpoint.text_encoder(batch_ids))  # (B, 77) ids -> eps (B, 4, 8, 8)
 
     alphas_cumprod = SD15_SCHEDULE.alphas_cumprod
+    if start == 0:  # the shipped model's loss on the new data, where the curve starts
+        with torch.no_grad():
+            history["val"].append((0, diffusion_loss(model, *val, alphas_cumprod).item()))
     end = min(args.steps, args.stop_after or args.steps)
     bar = tqdm(range(start, end), initial=start, total=end, desc="LoRA")
     for step in bar:
