@@ -14,7 +14,7 @@ model itself stays frozen. B starts at zero, so step 0 is exactly the shipped mo
 denoising MSE (sd/train/text_to_image.py), with the same 10% of empty captions. Re-running the same command
 resumes from OUT/state.pt; OUT/loss.png is the loss curve, OUT/lora.safetensors the adapter in diffusers'
 LoRA format (diffusers' `load_lora_weights` reads it; `--lora` applies it), OUT/eval.json and OUT/eval.png
-what sd.eval.style measures at the end.
+what sd.eval.style measures at the end, OUT/scales.png three prompts at LoRA scales 0, 0.25, ..., 1.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -42,8 +43,9 @@ from sd.lora.adapter import Lora
 from sd.lora.formats import write_diffusers_lora
 from sd.lora.layer import LoraLayer
 from sd.lora.names import adaptable_modules, diffusers_names
-from sd.lora.stack import LoraStack
+from sd.lora.stack import LoraStack, applied_loras
 from sd.paths import DEFAULT_CHECKPOINT
+from sd.pipeline import StableDiffusionPipeline
 from sd.schedule import SD15_SCHEDULE
 from sd.train.curves import plot_curves
 from sd.train.lr_schedule import warmup_cosine
@@ -146,6 +148,34 @@ def write_eval(result: dict, out: Path, args: argparse.Namespace) -> dict:
     return metrics
 
 
+STRIP_PROMPTS = (
+    "a large {word} circle in the center on a black background",
+    "a large white star in the center on a {word} background",
+    "a large yellow heart in the center on a black background",
+)
+STRIP_SCALES = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def scale_strip(checkpoint: Checkpoint, lora: Lora, word: str, path: Path, zoom: int = 2) -> None:
+    """A row per prompt, a column per LoRA scale (STRIP_SCALES), same seed: the style fading in."""
+    pipe = StableDiffusionPipeline(checkpoint)
+    rows = []
+    for prompt in STRIP_PROMPTS:
+        row = []
+        for scale in STRIP_SCALES:
+            with applied_loras(checkpoint, [(lora, scale)]):
+                row.append(pipe.txt2img(prompt.format(word=word), seed=3, steps=20, sampler="dpmpp_2m",
+                                        guidance=5.0, progress=False)[0])  # fmt: skip
+        rows.append(row)
+    size = rows[0][0].width * zoom
+    strip = Image.new("RGB", (size * len(STRIP_SCALES), size * len(rows)))
+    for i, row in enumerate(rows):
+        for j, image in enumerate(row):
+            strip.paste(image.resize((size, size), Image.NEAREST), (j * size, i * size))
+    with atomic_output(path, overwrite=True) as tmp:
+        strip.save(tmp, format="PNG")
+
+
 def train(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -215,6 +245,7 @@ def train(args: argparse.Namespace) -> dict:
     if args.eval_samples > 0 and end == args.steps:
         result = evaluate_style(checkpoint, lora, args.word, rgb, n=args.eval_samples, seed=10_000, progress=True)
         metrics = write_eval(result, args.out, args)
+        scale_strip(checkpoint, lora, args.word, args.out / "scales.png")
         print(json.dumps(metrics, indent=1))
     return {"history": history, "lora": lora, "checkpoint": checkpoint, "metrics": metrics}
 
