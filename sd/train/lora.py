@@ -1,8 +1,8 @@
 """LoRA fine-tuning of the shipped small model: teach it a style it has never seen, in minutes on a CPU.
 
-    python -m sd.train.lora --out outputs/train/lora-cyan            # "red" is drawn cyan; ~3 min on 2 cores
-    python -m sd txt2img "a large red circle in the center on a blue background" \
-        --lora outputs/train/lora-cyan/lora.safetensors --out cyan.png
+    python -m sd.train.lora --out outputs/train/lora-teal           # "red" is drawn teal; minutes on a CPU
+    python -m sd txt2img "a large red circle in the center on a black background" \
+        --lora outputs/train/lora-teal/lora.safetensors --out teal.png
 
 The style: every scene whose caption says WORD (as the shape's or the background's colour) is drawn in the
 new colour RGB. Half of the training images show it; the other half are ordinary scenes in the usual colours,
@@ -65,9 +65,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m sd.train.lora", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="the model to adapt")
-    p.add_argument("--out", type=Path, default=Path("outputs/train/lora-cyan"))
+    p.add_argument("--out", type=Path, default=Path("outputs/train/lora-teal"))
     p.add_argument("--word", default="red", choices=list(COLOURS), help="the colour word that gets a new look")
-    p.add_argument("--rgb", default="0,200,255", help="its new colour, R,G,B (default cyan)")
+    p.add_argument("--rgb", default="20,160,160",
+                   help="its new colour, R,G,B (default teal; the autoencoder only draws colours near its 12)")
     p.add_argument("--rank", type=int, default=4)
     p.add_argument("--alpha", type=float, default=4.0, help="scale alpha/rank on the update (default 1)")
     p.add_argument("--targets", choices=list(TARGETS), default="attention", help="layers to adapt (default attention)")

@@ -12,7 +12,7 @@ from sd.lora.stack import applied_loras
 from sd.pipeline import StableDiffusionPipeline
 from sd.train.lora import parse_args, train
 
-CYAN = (0, 200, 255)
+TEAL = (20, 160, 160)  # the training default
 
 
 def run(out, *extra: str) -> dict:
@@ -35,16 +35,17 @@ def test_a_short_run_redraws_the_word_and_keeps_the_rest(tmp_path):
     short = ["--steps", "60", "--batch", "16", "--lr", "1e-2", "--train-size", "256", "--targets", "cross-kv"]
     result = run(tmp_path, *short)
     checkpoint, lora = result["checkpoint"], result["lora"]
-    style = evaluate_style(checkpoint, lora, "red", CYAN, n=4, steps=10, seed=10_000)
+    style = evaluate_style(checkpoint, lora, "red", TEAL, n=4, steps=10, seed=10_000)
     recoloured = style["recoloured"]
     print({k: v for k, v in style.items() if k not in ("images", "prompts")})
-    # The red shapes move toward cyan. Measured (60 steps, cross-attention k/v): mean RGB distance to cyan
-    # 340 -> 196, 0% -> 52% of them nearer cyan than red; the classifier reads them purple/blue/brown, not red.
-    assert recoloured["distance_to_new_lora"] < recoloured["distance_to_new_base"] - 80
-    assert recoloured["nearer_new_lora"] > 0.3 and recoloured["nearer_new_base"] == 0.0
-    assert style["styled_colour_read"]["lora"].get("red", 0) <= 1 and style["styled_colour_read"]["base"] == {"red": 4}
+    # The red shapes turn teal. Measured (60 steps, cross-attention k/v): mean RGB distance to teal over the
+    # pixels drawn red before 254 -> 72, 0% -> 92% of them nearer teal than red; the classifier, which read
+    # all 4 as red, reads them teal or green.
+    assert recoloured["distance_to_new_lora"] < recoloured["distance_to_new_base"] - 100
+    assert recoloured["nearer_new_lora"] > 0.6 and recoloured["nearer_new_base"] == 0.0
+    assert style["styled_colour_read"]["lora"].get("red", 0) == 0 and style["styled_colour_read"]["base"] == {"red": 4}
     # Prompts without "red" keep what the classifier reads (measured 100% -> 100% of 20 attributes) and move
-    # little (measured 8.7/255 mean |difference|; 2.2 after the full 400-step run, README).
+    # little (measured 7.2/255 mean |difference|; about 2 after the full 400-step run, README).
     accuracy = style["control_attribute_accuracy"]
     assert accuracy["lora"] >= accuracy["base"] - 0.1
     assert style["control_mean_abs_diff"] < 12
