@@ -35,7 +35,7 @@ def adaptable_modules(checkpoint: Checkpoint) -> dict[str, nn.Module]:
     }
 
 
-def _diffusers_unet_names(checkpoint: Checkpoint, names: list[str]) -> list[str]:
+def diffusers_unet_names(checkpoint: Checkpoint, names: list[str]) -> list[str]:
     """diffusers' names of our UNet modules, by the loader's prefix rules (which rename `MODULE.weight` keys)."""
     renamed = rename_prefixes({f"{n}.weight": None for n in names}, unet_prefix_pairs(checkpoint.unet.config))
     return [key.removesuffix(".weight") for key in renamed]
@@ -47,7 +47,7 @@ def module_aliases(checkpoint: Checkpoint) -> dict[str, str]:
     for component in COMPONENTS:
         names = [q.split(".", 1)[1] for q in adaptable_modules(checkpoint) if q.startswith(f"{component}.")]
         if component == "unet":
-            others = _diffusers_unet_names(checkpoint, names)
+            others = diffusers_unet_names(checkpoint, names)
         else:  # transformers >= 5 keeps the text model's layers without the `text_model.` wrapper
             others = [n.removeprefix("text_model.") for n in names]
         kohya = KOHYA_PREFIXES[component]
@@ -66,7 +66,7 @@ def diffusers_names(checkpoint: Checkpoint, qualified: list[str]) -> dict[str, s
     them with transformers >= 5, whose CLIPTextModel has no `text_model.` level (`text_encoder.encoder...`):
     a `text_encoder.text_model...` file no longer loads there. Both are read (module_aliases)."""
     unet = [q.removeprefix("unet.") for q in qualified if q.startswith("unet.")]
-    renamed = dict(zip(unet, _diffusers_unet_names(checkpoint, unet), strict=True))
+    renamed = dict(zip(unet, diffusers_unet_names(checkpoint, unet), strict=True))
     return {
         q: f"unet.{renamed[q[5:]]}" if q.startswith("unet.") else q.replace("text_encoder.text_model.", "text_encoder.")
         for q in qualified

@@ -10,7 +10,7 @@ from safetensors.torch import save_file
 from sd.loading.checkpoint import Checkpoint
 from sd.lora.formats import write_diffusers_lora
 from sd.lora.layer import LoraLayer
-from sd.lora.names import _diffusers_unet_names, adaptable_modules, diffusers_names
+from sd.lora.names import adaptable_modules, diffusers_names, diffusers_unet_names
 
 ATTENTION = ("to_q", "to_k", "to_v", "to_out.0", "q_proj", "k_proj", "v_proj", "out_proj")
 
@@ -44,7 +44,7 @@ def write_kohya(
     """kohya's layout; the UNet's modules named as diffusers names them (most files) or as the original
     checkpoint does (`unet_names="original"`)."""
     unet = [q.removeprefix("unet.") for q in layers if q.startswith("unet.")]
-    other = dict(zip(unet, _diffusers_unet_names(checkpoint, unet) if unet_names == "diffusers" else unet, strict=True))
+    other = dict(zip(unet, diffusers_unet_names(checkpoint, unet) if unet_names == "diffusers" else unet, strict=True))
     tensors = {}
     for q, layer in layers.items():
         component, name = q.split(".", 1)
