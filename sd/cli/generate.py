@@ -11,6 +11,8 @@ from sd.atomic_output import atomic_output
 from sd.errors import UserError
 from sd.images import load_image
 from sd.loading.checkpoint import DTYPES, load_checkpoint
+from sd.lora.spec import describe, load_specs, parse_lora_spec
+from sd.lora.stack import applied_loras
 from sd.paths import DEFAULT_CHECKPOINT
 from sd.pipeline import StableDiffusionPipeline, check_size
 from sd.samplers import SAMPLERS
@@ -51,6 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
         parser.add_argument("--offload", action="store_true", help="keep weights on the CPU between uses (low VRAM)")
         parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+        parser.add_argument("--lora", action="append", default=[], metavar="FILE[:SCALE]",
+                            help="apply a LoRA (diffusers or kohya file) at SCALE (default 1); repeat to stack")
         if name == "img2img":
             parser.add_argument("--init-image", required=True, help="the image to start from")
             parser.add_argument("--strength", type=float, default=0.8, help="0 keeps the image, 1 ignores it")
@@ -75,6 +79,7 @@ def validate(args: argparse.Namespace) -> list[Path]:
         raise UserError(f"--steps ({args.steps}) and --batch ({args.batch}) must be at least 1")
     if args.width or args.height:
         check_size(args.width or 8, args.height or 8)
+    args.lora_specs = [parse_lora_spec(text) for text in args.lora]
     if args.mode == "img2img" and not 0.0 <= args.strength <= 1.0:
         raise UserError(f"--strength {args.strength} is outside [0, 1]")
     paths = output_paths(Path(args.out), args.batch)
@@ -93,10 +98,11 @@ def run(args: argparse.Namespace) -> int:
         negative_prompt=args.negative, seed=args.seed, steps=args.steps, sampler=args.sampler,
         guidance=args.guidance, width=args.width, height=args.height, batch=args.batch, eta=args.eta,
     )  # fmt: skip
-    if init is None:
-        images = pipe.txt2img(args.prompt, **common)
-    else:
-        images = pipe.img2img(args.prompt, init, strength=args.strength, **common)
+    with applied_loras(checkpoint, load_specs(args.lora_specs, checkpoint)):  # merged into the weights
+        if init is None:
+            images = pipe.txt2img(args.prompt, **common)
+        else:
+            images = pipe.img2img(args.prompt, init, strength=args.strength, **common)
     paths[0].parent.mkdir(parents=True, exist_ok=True)
     for i, (image, path) in enumerate(zip(images, paths, strict=True)):
         info = PngInfo()
@@ -105,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
             "steps": args.steps, "guidance": args.guidance, "eta": args.eta, "size": f"{image.width}x{image.height}",
             "checkpoint": checkpoint.name, "dtype": args.dtype, "prediction_type": checkpoint.prediction_type,
         }  # fmt: skip
+        if args.lora_specs:
+            settings["lora"] = describe(args.lora_specs)
         if init is not None:
             settings |= {"init_image": Path(args.init_image).name, "strength": args.strength}
         for key, value in settings.items():

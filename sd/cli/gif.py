@@ -26,6 +26,7 @@ from sd.gif.keyframes import parse_keyframes, spread_prompts
 from sd.gif.settings import GIF_SAMPLERS, TEXT_INTERPOLATIONS, GifSettings
 from sd.gif.sidecar import read_sidecar
 from sd.gif.writers import gif_duration_ms
+from sd.lora.spec import parse_lora_spec
 from sd.paths import DEFAULT_CHECKPOINT
 from sd.samplers.base import PREDICTION_TYPES
 
@@ -56,6 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--width", type=int, help="multiple of 8 (default: the model's size)")
     g.add_argument("--height", type=int, help="multiple of 8 (default: the model's size)")
     g.add_argument("--batch", type=int, help="frames per UNet call; same pixels as --batch 1 (default 1)")
+    g.add_argument("--lora", dest="loras", action="append", metavar="FILE[:SCALE]",
+                   help="apply a LoRA (diffusers or kohya file) at SCALE (default 1); repeat to stack")  # fmt: skip
 
     i = p.add_argument_group("interpolation")
     i.add_argument("--easing", choices=list(EASINGS), help=f"(default {DEFAULTS.easing})")
@@ -107,6 +110,8 @@ def keyframes_and_settings(args: argparse.Namespace):
         keyframes = spread_prompts(args.keyframes, args.frames)
     else:
         keyframes = parse_keyframes("\n".join(args.keyframes), source="keyframe arguments")
+    loras = [parse_lora_spec(text) for text in given.get("loras", [])]  # FILE[:SCALE] -> the sidecar's entries
+    given["loras"] = [{"path": spec.path, "scale": spec.scale, "sha256": None} for spec in loras]
     return keyframes, GifSettings(**given), None, None
 
 

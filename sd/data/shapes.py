@@ -72,8 +72,9 @@ def _polygon(outline: list[tuple[float, float]], cx: float, cy: float, r: float,
     return [(cx + r * (x * c - y * s), cy + r * (x * s + y * c)) for x, y in outline]
 
 
-def render(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
-    """(image (64, 64, 3) uint8, mask (64, 64) uint8 in {0, 1}) for one scene."""
+def render(scene: Scene, colours: dict[str, tuple[int, int, int]] = COLOURS) -> tuple[np.ndarray, np.ndarray]:
+    """(image (64, 64, 3) uint8, mask (64, 64) uint8 in {0, 1}) for one scene; `colours` maps colour words
+    to RGB (another palette draws a style the model has not seen, for LoRA fine-tuning)."""
     k = SUPERSAMPLE
     cx, cy = POSITIONS[scene.position]
     cx, cy = (cx + scene.dx) * k, (cy + scene.dy) * k
@@ -88,7 +89,7 @@ def render(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
     else:
         draw.polygon(_polygon(OUTLINES[scene.shape], cx, cy, r, scene.angle), fill=255)
     alpha = np.asarray(coverage.resize((SIZE, SIZE), Image.BOX), dtype=np.float32)[..., None] / 255.0  # (64, 64, 1)
-    fg = np.array(COLOURS[scene.colour], dtype=np.float32)
-    bg = np.array(COLOURS[scene.background], dtype=np.float32)
+    fg = np.array(colours[scene.colour], dtype=np.float32)
+    bg = np.array(colours[scene.background], dtype=np.float32)
     image = alpha * fg + (1.0 - alpha) * bg  # (64, 64, 3), blended by coverage
     return np.round(image).astype(np.uint8), (alpha[..., 0] >= 0.5).astype(np.uint8)

@@ -16,6 +16,7 @@ from PIL import Image
 from sd.atomic_output import atomic_output
 
 GROUP_COLOURS = {"held-in": "tab:blue", "held-out": "tab:orange"}
+HEADING = "frame: blue = held-in colour-shape pair, orange = held-out pair; red title = the classifier saw otherwise"
 
 
 @dataclass
@@ -26,7 +27,9 @@ class GridCell:
     wrong: dict[str, str] = field(default_factory=dict)  # attribute -> what the classifier saw instead
 
 
-def write_grid(cells: list[GridCell], path: str | os.PathLike, columns: int = 8, overwrite: bool = False) -> None:
+def write_grid(
+    cells: list[GridCell], path: str | os.PathLike, columns: int = 8, overwrite: bool = False, heading: str = HEADING
+) -> None:
     """Draw `cells` row by row, `columns` to a row, into a PNG at `path` (written atomically)."""
     if not cells:
         raise ValueError("no samples to draw")
@@ -50,10 +53,7 @@ def write_grid(cells: list[GridCell], path: str | os.PathLike, columns: int = 8,
         if cell.wrong:
             title += "\nsaw: " + ", ".join(cell.wrong.values())
         ax.set_title(title, fontsize=5.5, color="crimson" if cell.wrong else "black", pad=3)
-    fig.suptitle(
-        "frame: blue = held-in colour-shape pair, orange = held-out pair; red title = the classifier saw otherwise",
-        fontsize=8,
-    )
+    fig.suptitle(heading, fontsize=8)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     with atomic_output(path, overwrite=overwrite) as tmp:
         fig.savefig(tmp, format="png", dpi=150)

@@ -31,6 +31,8 @@ from sd.gif.timeline import FrameSpec, plan_frames
 from sd.gif.writers import output_format, write_gif, write_mp4, write_png_folder
 from sd.loading.checkpoint import load_checkpoint
 from sd.loading.fingerprint import weights_sha256
+from sd.lora.spec import LoraSpec, load_specs
+from sd.lora.stack import applied_loras
 from sd.paths import DEFAULT_CHECKPOINT
 from sd.pipeline import StableDiffusionPipeline
 
@@ -59,6 +61,21 @@ def check_output(out: Path, overwrite: bool) -> None:
             raise UserError(f"{path}: already exists; choose another --out or pass --overwrite")
     if not out.parent.exists():
         raise UserError(f"{out.parent}: no such folder for the output")
+
+
+def check_loras(settings: GifSettings) -> list[LoraSpec]:
+    """The run's LoRA files, each checked to exist and (when a sidecar recorded it) to be the same file."""
+    specs = []
+    for entry in settings.loras:
+        spec = LoraSpec(entry["path"], float(entry.get("scale", 1.0)))
+        if not Path(spec.path).is_file():
+            raise UserError(f"{spec.path}: no such LoRA file")
+        digest = spec.sha256()
+        if entry.get("sha256") not in (None, digest):
+            raise UserError(f"{spec.path}: not the LoRA this run was made with (sha256 differs)")
+        entry |= {"scale": spec.scale, "sha256": digest}
+        specs.append(spec)
+    return specs
 
 
 def _refine(renderer: FrameRenderer, frames: list[RenderedFrame], settings: GifSettings) -> list[RenderedFrame]:
@@ -106,6 +123,7 @@ def animate(
         if settings.init_image_sha256 not in (None, digest):
             raise UserError(f"{settings.init_image}: not the init image this run was made with (sha256 differs)")
         settings.init_image_sha256 = digest
+    lora_specs = check_loras(settings)
     if pipe is None:
         checkpoint = Path(checkpoint or DEFAULT_CHECKPOINT)
         pipe = StableDiffusionPipeline(load_checkpoint(checkpoint, prediction_type=prediction_type))
@@ -117,14 +135,17 @@ def animate(
         )
 
     cache = FrameCache(cache_dir)
-    renderer = FrameRenderer(pipe, keyframes, settings, weights, cache, progress)
-    ease = EASINGS[settings.easing]
-    specs = plan_frames(keyframes, ease, loop=settings.loop, loop_frames=settings.loop_frames)
-    if len(specs) > settings.max_frames:
-        raise UserError(f"{len(specs)} frames planned, over --max-frames {settings.max_frames}; raise the cap")
-    frames = renderer.render(specs)
-    if settings.max_jump is not None:
-        frames = _refine(renderer, frames, settings)
+    # LoRAs are merged for this call only (a caller's pipe is handed back unchanged); `weights` above is the
+    # checkpoint's own fingerprint, and the frame keys add each LoRA's file hash and scale.
+    with applied_loras(pipe.checkpoint, load_specs(lora_specs, pipe.checkpoint)):
+        renderer = FrameRenderer(pipe, keyframes, settings, weights, cache, progress)
+        ease = EASINGS[settings.easing]
+        specs = plan_frames(keyframes, ease, loop=settings.loop, loop_frames=settings.loop_frames)
+        if len(specs) > settings.max_frames:
+            raise UserError(f"{len(specs)} frames planned, over --max-frames {settings.max_frames}; raise the cap")
+        frames = renderer.render(specs)
+        if settings.max_jump is not None:
+            frames = _refine(renderer, frames, settings)
     specs = [f.spec for f in frames]
     images = [f.image for f in frames]
     stats = transition_stats(specs, step_distances(images, wrap=settings.loop))

@@ -97,6 +97,8 @@ class FrameRenderer:
             "feedback": s.feedback, "share": self.share, "branch": self.branch if self.share else None,
             "dtype": str(pipe.dtype), "prediction_type": pipe.checkpoint.prediction_type,
         }  # fmt: skip
+        if s.loras:  # only then, so frames cached before LoRAs existed keep their keys
+            self.base["loras"] = [[lora["sha256"], float(lora["scale"])] for lora in s.loras]
 
     # ---- what a frame is made of ------------------------------------------------------------------
     def _keyframe_part(self, index: int) -> dict:

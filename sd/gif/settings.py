@@ -8,7 +8,7 @@ change the seeds of the others.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 from sd.errors import UserError
 from sd.gif.easing import EASINGS
@@ -54,6 +54,8 @@ class GifSettings:
     pixelate: int | None = None  # pixel-grid width
     colors: int = 16  # palette size for --pixelate
     scale: int = 1  # nearest-neighbour upscale of the written frames
+    # LoRAs merged into the model for this run: {"path", "scale", "sha256"} each (sha256 filled in by animate)
+    loras: list[dict] = field(default_factory=list)
 
     def keyframe_seed(self, keyframe: Keyframe) -> int:
         return keyframe.seed if keyframe.seed is not None else self.seed + keyframe.frame
