@@ -7,7 +7,8 @@
 
 Order of work: plan the frames (timeline.py, paced by the audio's loudness when there is audio), render
 them (renderer.py, cached on disk), insert in-betweens where a step is above --max-jump, measure
-smoothness, pixelate/scale, mirror for --pingpong, then write the output and its JSON sidecar, each under a temporary name.
+smoothness, pixelate/scale, mirror for --pingpong, then write the output and its JSON sidecar, each under a
+temporary name.
 """
 
 from __future__ import annotations
