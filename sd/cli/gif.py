@@ -112,7 +112,8 @@ def keyframes_and_settings(args: argparse.Namespace):
         raise UserError("no keyframes: pass lines like '0: a red circle' or --keyframes FILE")
     elif args.frames is not None or (args.video and not all(KEYFRAME_LINE.match(k) for k in args.keyframes)):
         frames = args.frames if args.frames is not None else video_info(args.video)[0]
-        keyframes = spread_prompts(args.keyframes, frames)
+        prompts = args.keyframes * 2 if args.video and len(args.keyframes) == 1 else args.keyframes  # the whole clip
+        keyframes = spread_prompts(prompts, frames)
     else:
         keyframes = parse_keyframes("\n".join(args.keyframes), source="keyframe arguments")
     if args.video and args.fps is None:  # the output keeps the clip's frame rate unless told otherwise

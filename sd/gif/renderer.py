@@ -97,7 +97,7 @@ class FrameRenderer:
             from sd.video.reader import read_video
 
             self.video = read_video(s.video)
-            self.video_start = img2img_start(s.steps, s.video_strength)
+            self.video_start = min(img2img_start(s.steps, s.video_strength), s.steps - 1)  # at least one step
             self.video_latents: dict[int, torch.Tensor] = {}  # clip frame -> (1, 4, h, w)
         self.share = s.share and not s.feedback and self.video is None and len(keyframes) > 1
         self.branch = min(max(self.start + round((s.steps - self.start) * s.branch), self.start), s.steps - 1)
