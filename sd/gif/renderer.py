@@ -217,7 +217,8 @@ class FrameRenderer:
                     self.branch_latents[spec.left] = branch[j : j + 1]
                 done.append(self._finish(spec, key, out[j : j + 1], begin))
                 bar.update(1)
-                self.on_frame(done[-1].image, bar.n, bar.total)
+                self.frames_done += 1  # not bar.n: a disabled tqdm does not count
+                self.on_frame(done[-1].image, self.frames_done, bar.total)
         return done
 
     def _begin(self, spec: FrameSpec) -> int:
@@ -246,6 +247,7 @@ class FrameRenderer:
         keyframes = [k for k in todo if is_keyframe(unique[k])]
         betweens = [k for k in todo if not is_keyframe(unique[k])]
         groups = [(keyframes, True), (betweens, False)] if self.share else [(todo, False)]
+        self.frames_done = 0
         with tqdm(total=len(todo), desc="frames", disable=not self.progress) as bar:
             for group, capture in groups:
                 rendered = self._run_group([unique[k] for k in group], group, capture=capture, bar=bar)
