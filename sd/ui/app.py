@@ -74,7 +74,7 @@ def build_app(out_dir: str | Path = "outputs/ui"):
     out_dir.mkdir(parents=True, exist_ok=True)
     cache_dir = out_dir / "cache"
 
-    def generate(*args, request: gr.Request = None):
+    def generate(request: gr.Request, *args):
         values = dict(zip(INPUT_NAMES, args, strict=True))
         try:
             keyframes = parse_keyframes(values["keyframes"] or "", source="keyframes")
@@ -92,7 +92,7 @@ def build_app(out_dir: str | Path = "outputs/ui"):
             _animate, keyframes, out, settings, pipe=pipe, cache_dir=cache_dir, progress=False
         )  # fmt: skip
         job = Job(run).start()
-        session = request.session_hash if request is not None else "default"
+        session = request.session_hash
         _jobs[session] = job
         try:
             for event in job.events():
@@ -106,7 +106,7 @@ def build_app(out_dir: str | Path = "outputs/ui"):
                     result = event.result
                     yield {
                         status: f"wrote {out.name}: {len(result.frames)} frames, {result.unet_steps} UNet steps",
-                        preview: result.frames[-1],
+                        preview: str(out) if out.suffix == ".gif" else result.frames[-1],  # animated
                         files: [str(p) for p in result.outputs],
                         gallery: list(result.frames),
                         frames_state: list(result.frames),
@@ -115,11 +115,12 @@ def build_app(out_dir: str | Path = "outputs/ui"):
             job.stop()
             _jobs.pop(session, None)
 
-    def stop(request: gr.Request = None):
-        job = _jobs.get(request.session_hash if request is not None else "default")
+    def stop(request: gr.Request):
+        """The run ends at its next frame; the generate event then says 'stopped' (it is not cancelled, so
+        that message always arrives)."""
+        job = _jobs.get(request.session_hash)
         if job is not None:
             job.stop()
-        return "stopping..."
 
     def audio_template(audio_file, fps, component):
         from sd.audio.load import load_audio
@@ -208,10 +209,10 @@ def build_app(out_dir: str | Path = "outputs/ui"):
                     stop_button = gr.Button("stop", variant="stop", elem_id="stop")
             with gr.Column(scale=2):
                 status = gr.Markdown("", elem_id="status")
-                preview = gr.Image(label="preview", interactive=False, elem_id="preview")
+                preview = gr.Image(label="preview", interactive=False, elem_id="preview", height=256)
                 files = gr.File(label="download", file_count="multiple", interactive=False, elem_id="files")
                 gallery = gr.Gallery(label="frames (select one, then send it to the init image)", columns=8,
-                                     elem_id="frames")  # fmt: skip
+                                     height=240, elem_id="frames")  # fmt: skip
                 send_button = gr.Button("send selected frame to init image", elem_id="send-frame")
         frames_state = gr.State([])
         selected_index = gr.State(0)
@@ -226,10 +227,10 @@ def build_app(out_dir: str | Path = "outputs/ui"):
         INPUT_NAMES[:] = list(inputs)
         keyframes_box.change(check_keyframes, [keyframes_box, loop], verdict)
         loop.change(check_keyframes, [keyframes_box, loop], verdict)
-        running = generate_button.click(
+        generate_button.click(
             generate, list(inputs.values()), [status, preview, files, gallery, frames_state]
         )  # fmt: skip
-        stop_button.click(stop, None, status, cancels=[running])
+        stop_button.click(stop, None, None, concurrency_limit=None)
         inspire_button.click(inspire_me, [topics, model, seed], keyframes_box)
         audio_button.click(audio_template, [audio, fps, component], keyframes_box)
         video.change(video_defaults, [video, keyframes_box], [fps, keyframes_box, video_info])

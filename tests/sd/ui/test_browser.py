@@ -4,6 +4,7 @@ keyframe line shows the parser's message; the page works with every request off 
 
 import io
 import os
+import re
 import socket
 from pathlib import Path
 from urllib.parse import urlparse
@@ -113,3 +114,22 @@ def test_inspire_me_fills_the_prompt_box_offline(browser):
     text = page.locator("#keyframes textarea").input_value()
     assert text.startswith("0: ") and "star" in text and "red" in text
     assert blocked == []
+
+
+def test_stop_leaves_nothing_written(server, browser):
+    page, _ = browser
+    _, out = server
+
+    def written() -> list[str]:
+        return sorted(p.name for p in out.iterdir() if p.name != "cache")  # the frame cache is not output
+
+    before = written()
+    page.locator("#keyframes textarea").fill("0: a small green square in the top left on a white background\n"
+                                             "99: a small green square in the top right on a white background")
+    page.locator("#keyframes-check").get_by_text("2 keyframes, 100 frames").wait_for(timeout=20_000)
+    set_number(page, "steps", "30")  # long enough that Stop always comes first
+    page.locator("#generate").click()
+    page.locator("#status").get_by_text(re.compile(r"frame \d+ of 100")).wait_for(timeout=120_000)
+    page.locator("#stop").click()
+    page.locator("#status").get_by_text("stopped: nothing was written").wait_for(timeout=60_000)
+    assert written() == before  # no new output, sidecar or partial file
