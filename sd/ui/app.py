@@ -189,21 +189,22 @@ def build_app(out_dir: str | Path = "outputs/ui"):
                     pixelate = gr.Number(0, precision=0, label="pixelate width (0: off)")
                     scale = gr.Slider(1, 8, value=1, step=1, label="scale")
                     fmt = gr.Radio(["gif", "mp4"], value="gif", label="output format", elem_id="format")
-                with gr.Accordion("init image, audio, video", open=False):
+                with gr.Accordion("init image, audio, video", open=False, elem_id="media"):
                     with gr.Row():
                         init_image = gr.Image(type="filepath", label="init image", elem_id="init-image")
                         strength = gr.Slider(0.05, 1.0, value=DEFAULTS.strength, step=0.05, label="strength")
                     with gr.Row():
-                        audio = gr.Audio(type="filepath", label="audio (paces transitions; MP4 carries it)")
+                        audio = gr.Audio(type="filepath", label="audio (paces transitions; MP4 carries it)",
+                                         elem_id="audio")  # fmt: skip
                         audio_smoothing = gr.Slider(0, 2, value=DEFAULTS.audio_smoothing, step=0.05,
                                                     label="loudness smoothing (s)")  # fmt: skip
                         component = gr.Radio(["percussive", "harmonic", "both"], value="percussive", label="onsets")
-                        audio_button = gr.Button("keyframes from audio onsets")
+                        audio_button = gr.Button("keyframes from audio onsets", elem_id="audio-keyframes")
                     with gr.Row():
-                        video = gr.Video(label="video (per-frame init images)", sources=["upload"])
+                        video = gr.Video(label="video (per-frame init images)", sources=["upload"], elem_id="video")
                         video_strength = gr.Slider(0.05, 1.0, value=DEFAULTS.video_strength, step=0.05,
                                                    label="video strength")  # fmt: skip
-                        video_info = gr.Markdown("")
+                        video_info = gr.Markdown("", elem_id="video-info")
                 with gr.Row():
                     generate_button = gr.Button("generate", variant="primary", elem_id="generate")
                     stop_button = gr.Button("stop", variant="stop", elem_id="stop")

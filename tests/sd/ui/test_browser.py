@@ -98,6 +98,14 @@ def test_generate_writes_a_gif_with_the_right_frame_count(server, browser):
     assert blocked == []  # nothing was asked of the network
 
 
+def test_send_a_frame_to_the_init_image(browser):
+    page, _ = browser
+    page.locator("#frames img").first.click()  # a thumbnail of the last run's frames
+    page.locator("#send-frame").click()
+    page.locator("#media").get_by_text("init image, audio, video").first.click()
+    page.locator("#init-image img").first.wait_for(timeout=20_000)
+
+
 def test_a_bad_keyframe_line_shows_the_parsers_message(browser):
     page, _ = browser
     page.locator("#keyframes textarea").fill("0: a red circle\n5 a blue square")
@@ -133,3 +141,31 @@ def test_stop_leaves_nothing_written(server, browser):
     page.locator("#stop").click()
     page.locator("#status").get_by_text("stopped: nothing was written").wait_for(timeout=60_000)
     assert written() == before  # no new output, sidecar or partial file
+
+
+def test_audio_onsets_and_video_defaults_fill_the_form(browser, tmp_path):
+    import imageio.v2 as imageio
+    import numpy as np
+
+    from tests.sd.audio.clicks import clicks, write_wav
+
+    page, blocked = browser
+    song = write_wav(tmp_path / "clicks.wav", clicks([0.5, 1.0], duration=1.5))
+    page.locator("#audio input[type=file]").set_input_files(str(song))
+    set_number(page, "fps", "12")
+    page.locator("#audio-keyframes").click()
+    page.locator("#keyframes-check").get_by_text("4 keyframes, 18 frames").wait_for(timeout=60_000)
+    frames = [line.split(":")[0] for line in page.locator("#keyframes textarea").input_value().splitlines()
+              if line and not line.startswith("#")]  # fmt: skip
+    assert frames[0] == "0" and frames[-1] == "17"  # 1.5 s at 12 fps
+    assert all(abs(int(f) - e) <= 1 for f, e in zip(frames[1:3], [6, 12], strict=True))  # clicks at 0.5 s, 1 s
+
+    clip = tmp_path / "clip.mp4"
+    with imageio.get_writer(clip, format="FFMPEG", fps=10, macro_block_size=1, ffmpeg_log_level="error") as w:
+        for n in range(7):
+            w.append_data(np.full((64, 64, 3), 30 * n, dtype=np.uint8))
+    page.locator("#video input[type=file]").set_input_files(str(clip))
+    page.locator("#video-info").get_by_text("video: 7 frames at 10 fps").wait_for(timeout=60_000)
+    assert page.locator("#fps input").first.input_value() == "10"
+    page.locator("#keyframes-check").get_by_text("2 keyframes, 7 frames").wait_for(timeout=20_000)
+    assert blocked == []
