@@ -4,6 +4,8 @@
     python -m sd gif --keyframes prompts.txt --loop --out loop.gif
     python -m sd gif "a red circle" "a blue square" --frames 24 --init-image photo.png --strength 0.6
     python -m sd gif --from-json out.gif.json --out again.gif      # the same file, byte for byte
+    python -m sd gif --keyframes keys.txt --audio song.wav --out song.mp4   # loudness paces it; the MP4 has the song
+    python -m sd gif "a red circle on a blue background" --video clip.mp4 --video-strength 0.5   # clip's fps/frames
 
 Keyframe lines are `FRAME: PROMPT` or `FRAME seed=SEED: PROMPT`, the first at frame 0. Without a seed a
 keyframe's noise comes from --seed plus its frame number. With --frames N the arguments are plain
