@@ -4,6 +4,8 @@
     python -m sd gif --keyframes prompts.txt --loop --out loop.gif
     python -m sd gif "a red circle" "a blue square" --frames 24 --init-image photo.png --strength 0.6
     python -m sd gif --from-json out.gif.json --out again.gif      # the same file, byte for byte
+    python -m sd gif --keyframes keys.txt --audio song.wav --out song.mp4   # loudness paces it; the MP4 has the song
+    python -m sd gif "a red circle on a blue background" --video clip.mp4 --video-strength 0.5   # clip's fps/frames
 
 Keyframe lines are `FRAME: PROMPT` or `FRAME seed=SEED: PROMPT`, the first at frame 0. Without a seed a
 keyframe's noise comes from --seed plus its frame number. With --frames N the arguments are plain
@@ -15,6 +17,7 @@ re-encodes.
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from pathlib import Path
 
@@ -31,6 +34,7 @@ from sd.paths import DEFAULT_CHECKPOINT
 from sd.samplers.base import PREDICTION_TYPES
 
 DEFAULTS = GifSettings()
+KEYFRAME_LINE = re.compile(r"^\s*\d+(\s+seed\s*=\s*\d+)?\s*:")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -76,6 +80,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     i.add_argument("--max-jump", type=float, help="insert frames where a step is above this (mean |diff|, 0-255)")
     i.add_argument("--max-frames", type=int, help=f"cap on frames (default {DEFAULTS.max_frames})")
 
+    m = p.add_argument_group("audio and video")
+    m.add_argument("--audio", metavar="FILE", help="its loudness paces each transition; an .mp4 output carries it")
+    m.add_argument("--audio-smoothing", type=float, metavar="SECONDS",
+                   help=f"smoothing of the loudness (Gaussian sigma, default {DEFAULTS.audio_smoothing:g} s)")
+    m.add_argument("--video", metavar="FILE", help="frame n is img2img from the clip's frame at the same time; "
+                   "default --fps is the clip's, default --frames its frame count")
+    m.add_argument("--video-strength", type=float, help=f"img2img strength (default {DEFAULTS.video_strength})")
+
     o = p.add_argument_group("output")
     o.add_argument("--fps", type=float, help=f"frames per second (default {DEFAULTS.fps:g})")
     o.add_argument("--dither", action="store_true", default=None, help="Floyd-Steinberg dithering in the GIF")
@@ -86,7 +98,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-SETTING_ARGS = [f for f in GifSettings.__dataclass_fields__ if f != "init_image_sha256"]
+SETTING_ARGS = [f for f in GifSettings.__dataclass_fields__ if not f.endswith("_sha256")]
 
 
 def keyframes_and_settings(args: argparse.Namespace):
@@ -106,13 +118,25 @@ def keyframes_and_settings(args: argparse.Namespace):
         keyframes = parse_keyframes(path.read_text(encoding="utf-8"), source=str(path))
     elif not args.keyframes:
         raise UserError("no keyframes: pass lines like '0: a red circle' or --keyframes FILE")
-    elif args.frames is not None:
-        keyframes = spread_prompts(args.keyframes, args.frames)
+    elif args.frames is not None or (args.video and not all(KEYFRAME_LINE.match(k) for k in args.keyframes)):
+        frames = args.frames if args.frames is not None else video_info(args.video)[0]
+        prompts = args.keyframes * 2 if args.video and len(args.keyframes) == 1 else args.keyframes  # the whole clip
+        keyframes = spread_prompts(prompts, frames)
     else:
         keyframes = parse_keyframes("\n".join(args.keyframes), source="keyframe arguments")
     loras = [parse_lora_spec(text) for text in given.get("loras", [])]  # FILE[:SCALE] -> the sidecar's entries
     given["loras"] = [{"path": spec.path, "scale": spec.scale, "sha256": None} for spec in loras]
+    if args.video and args.fps is None:  # the output keeps the clip's frame rate unless told otherwise
+        given["fps"] = video_info(args.video)[1]
     return keyframes, GifSettings(**given), None, None
+
+
+def video_info(path: str) -> tuple[int, float]:
+    """(frame count, fps) of a clip: the defaults of --frames and --fps with --video."""
+    from sd.video.reader import read_video
+
+    clip = read_video(path)
+    return len(clip.frames), clip.fps
 
 
 def run(args: argparse.Namespace) -> int:

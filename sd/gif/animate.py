@@ -5,9 +5,10 @@
                      out="out.gif", settings=GifSettings(seed=3, loop=True))
     result.frames  # PIL images in play order
 
-Order of work: plan the frames (timeline.py), render them (renderer.py, cached on disk), insert
-in-betweens where a step is above --max-jump, measure smoothness, pixelate/scale, mirror for
---pingpong, then write the output and its JSON sidecar, each under a temporary name.
+Order of work: plan the frames (timeline.py, paced by the audio's loudness when there is audio), render
+them (renderer.py, cached on disk), insert in-betweens where a step is above --max-jump, measure
+smoothness, pixelate/scale, mirror for --pingpong, then write the output and its JSON sidecar, each under a
+temporary name.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from sd.gif.easing import EASINGS
 from sd.gif.frame_cache import FrameCache
 from sd.gif.keyframes import Keyframe, parse_keyframes
 from sd.gif.pixelate import pixelate
-from sd.gif.renderer import FrameRenderer, RenderedFrame
+from sd.gif.renderer import FrameRenderer, OnFrame, RenderedFrame
 from sd.gif.settings import GifSettings
 from sd.gif.sidecar import sidecar_path, write_sidecar
 from sd.gif.smoothness import TransitionStats, midpoints, step_distances, transition_stats
-from sd.gif.timeline import FrameSpec, plan_frames
+from sd.gif.timeline import FrameSpec, plan_frames, transitions
 from sd.gif.writers import output_format, write_gif, write_mp4, write_png_folder
 from sd.loading.checkpoint import load_checkpoint
 from sd.loading.fingerprint import weights_sha256
@@ -78,6 +79,31 @@ def check_loras(settings: GifSettings) -> list[LoraSpec]:
     return specs
 
 
+def check_input_file(settings: GifSettings, name: str, what: str) -> None:
+    """The file named by settings.NAME exists and, when a sidecar recorded it, is the same file."""
+    path = getattr(settings, name)
+    if path is None:
+        return
+    if not Path(path).is_file():
+        raise UserError(f"{path}: no such {what}")
+    digest = file_sha256(path)
+    if getattr(settings, f"{name}_sha256") not in (None, digest):
+        raise UserError(f"{path}: not the {what} this run was made with (sha256 differs)")
+    setattr(settings, f"{name}_sha256", digest)
+
+
+def audio_speeds(settings: GifSettings, keyframes: list[Keyframe]) -> list[float] | None:
+    """Per-frame speeds from the audio's smoothed loudness (sd/audio/energy.py), or None without audio."""
+    if settings.audio is None:
+        return None
+    from sd.audio.energy import frame_energy
+    from sd.audio.load import load_audio
+
+    slots = transitions(keyframes, settings.loop, settings.loop_frames)
+    length = max([end for *_, end in slots], default=1)
+    return frame_energy(load_audio(settings.audio), settings.fps, length, settings.audio_smoothing).tolist()
+
+
 def _refine(renderer: FrameRenderer, frames: list[RenderedFrame], settings: GifSettings) -> list[RenderedFrame]:
     """Insert halfway frames into every step above --max-jump until none is left or the cap is reached."""
     while len(frames) < settings.max_frames:
@@ -104,11 +130,14 @@ def animate(
     progress: bool = True,
     expected_weights: str | None = None,
     prediction_type: str | None = None,
+    on_frame: OnFrame | None = None,
 ) -> Animation:
     """Render the animation of `keyframes` (text like '0: a prompt' or Keyframe objects); write `out`
     (.gif, .mp4, or a folder of PNGs) and its sidecar `out`.json when given. Pass a loaded `pipe` to
     reuse it, else `checkpoint` (default: the shipped model) is loaded (`prediction_type` as for
-    load_checkpoint). `expected_weights` (a sidecar's fingerprint) refuses to run on other weights."""
+    load_checkpoint). `expected_weights` (a sidecar's fingerprint) refuses to run on other weights.
+    `on_frame(image, done, total)` is called after each generated frame; an exception raised from it
+    stops the run before anything is written."""
     settings = settings or GifSettings()
     if isinstance(keyframes, str):
         keyframes = parse_keyframes(keyframes)
@@ -116,13 +145,9 @@ def animate(
     if out is not None:
         out = Path(out)
         check_output(out, overwrite)
-    if settings.init_image is not None:
-        if not Path(settings.init_image).is_file():
-            raise UserError(f"{settings.init_image}: no such init image")
-        digest = file_sha256(settings.init_image)
-        if settings.init_image_sha256 not in (None, digest):
-            raise UserError(f"{settings.init_image}: not the init image this run was made with (sha256 differs)")
-        settings.init_image_sha256 = digest
+    for name, what in (("init_image", "init image"), ("audio", "audio file"), ("video", "video file")):
+        check_input_file(settings, name, what)
+    speeds = audio_speeds(settings, keyframes)
     lora_specs = check_loras(settings)
     if pipe is None:
         checkpoint = Path(checkpoint or DEFAULT_CHECKPOINT)
@@ -138,9 +163,9 @@ def animate(
     # LoRAs are merged for this call only (a caller's pipe is handed back unchanged); `weights` above is the
     # checkpoint's own fingerprint, and the frame keys add each LoRA's file hash and scale.
     with applied_loras(pipe.checkpoint, load_specs(lora_specs, pipe.checkpoint)):
-        renderer = FrameRenderer(pipe, keyframes, settings, weights, cache, progress)
+        renderer = FrameRenderer(pipe, keyframes, settings, weights, cache, progress, on_frame)
         ease = EASINGS[settings.easing]
-        specs = plan_frames(keyframes, ease, loop=settings.loop, loop_frames=settings.loop_frames)
+        specs = plan_frames(keyframes, ease, loop=settings.loop, loop_frames=settings.loop_frames, speeds=speeds)
         if len(specs) > settings.max_frames:
             raise UserError(f"{len(specs)} frames planned, over --max-frames {settings.max_frames}; raise the cap")
         frames = renderer.render(specs)
@@ -186,7 +211,7 @@ def animate(
         if kind == "gif":
             write_gif(images, out, settings.fps, settings.palette, settings.dither, overwrite=overwrite)
         elif kind == "mp4":
-            write_mp4(images, out, settings.fps, overwrite=overwrite)
+            write_mp4(images, out, settings.fps, overwrite=overwrite, audio=settings.audio)
         else:
             write_png_folder(images, out, overwrite=overwrite)
         write_sidecar(sidecar_path(out), record | {"output": str(out)}, overwrite=overwrite)

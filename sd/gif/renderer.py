@@ -6,7 +6,8 @@ For a frame between keyframes a and b at weight w (see timeline.py):
 and the sampler runs from there, so every frame is a point on a smooth path between the keyframes'
 images. With --fixed-latent all frames use keyframe 0's noise and only the text moves. With an init
 image every frame is img2img from it (the same encoded image, each frame's own noise); with --feedback
-frame n is img2img from frame n - 1's latents instead.
+frame n is img2img from frame n - 1's latents instead. With a video (--video), frame n is img2img from the
+video's frame at the same time (sd/video/reader.py), at --video-strength, with frame n's interpolated noise.
 
 Trajectory sharing (on by default): the keyframes are denoised in full and their latents are kept at
 step `branch` of the schedule; an in-between frame starts there, from slerp(x_a, x_b, w), and runs only
@@ -24,6 +25,7 @@ differ in its last bit, which can move a pixel by one level.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +41,9 @@ from sd.gif.timeline import FrameSpec
 from sd.images import image_to_tensor, load_image, tensor_to_images
 from sd.pipeline import StableDiffusionPipeline, generators_for, img2img_start
 from sd.samplers.noise import randn_tensor
+
+# Called after each generated frame with (image, frames done, frames to do); raising from it stops the run.
+OnFrame = Callable[[Image.Image, int, int], None]
 
 
 @dataclass
@@ -64,9 +69,11 @@ class FrameRenderer:
         weights_sha256: str,
         cache: FrameCache | None = None,
         progress: bool = True,
+        on_frame: OnFrame | None = None,
     ) -> None:
         s = self.settings = settings
         self.pipe, self.keyframes, self.progress = pipe, keyframes, progress
+        self.on_frame = on_frame or (lambda image, done, total: None)
         self.cache = cache or FrameCache(None)
         resolution = pipe.checkpoint.vae.config.resolution
         self.width, self.height = s.width or resolution, s.height or resolution
@@ -85,7 +92,14 @@ class FrameRenderer:
             self.init_latents = pipe.encode_image(image, generators_for(s.seed, 1))  # (1, 4, h, w)
             self.start = img2img_start(s.steps, s.strength)
         self.feedback_start = img2img_start(s.steps, s.strength)
-        self.share = s.share and not s.feedback and len(keyframes) > 1
+        self.video = None
+        if s.video is not None:
+            from sd.video.reader import read_video
+
+            self.video = read_video(s.video)
+            self.video_start = min(img2img_start(s.steps, s.video_strength), s.steps - 1)  # at least one step
+            self.video_latents: dict[int, torch.Tensor] = {}  # clip frame -> (1, 4, h, w)
+        self.share = s.share and not s.feedback and self.video is None and len(keyframes) > 1
         self.branch = min(max(self.start + round((s.steps - self.start) * s.branch), self.start), s.steps - 1)
         self.branch_latents: dict[int, torch.Tensor] = {}  # keyframe index -> (1, 4, h, w) at step `branch`
         self.unet_steps = 0  # sampler steps run, summed over frames (a guided step counts once)
@@ -99,17 +113,21 @@ class FrameRenderer:
         }  # fmt: skip
         if s.loras:  # only then, so frames cached before LoRAs existed keep their keys
             self.base["loras"] = [[lora["sha256"], float(lora["scale"])] for lora in s.loras]
+        if self.video is not None:  # only then, so the keys of runs without a video stay as they were
+            self.base |= {"video": s.video_sha256, "video_strength": float(s.video_strength)}
 
     # ---- what a frame is made of ------------------------------------------------------------------
     def _keyframe_part(self, index: int) -> dict:
         return {"prompt": self.keyframes[index].prompt, "seed": self.seeds[index]}
 
-    def key(self, spec: FrameSpec, previous: str | None = None) -> str:
+    def key(self, spec: FrameSpec, previous: str | None = None, video_frame: int | None = None) -> str:
         if is_keyframe(spec):
             parts = {"keyframe": self._keyframe_part(spec.left)}
         else:
             left, right = self._keyframe_part(spec.left), self._keyframe_part(spec.right)
             parts = {"left": left, "right": right, "weight": float(spec.weight)}
+        if video_frame is not None:
+            parts["video_frame"] = video_frame
         return frame_key(self.base | parts | {"previous": previous})
 
     def noise(self, spec: FrameSpec) -> torch.Tensor:
@@ -201,6 +219,8 @@ class FrameRenderer:
                     self.branch_latents[spec.left] = branch[j : j + 1]
                 done.append(self._finish(spec, key, out[j : j + 1], begin))
                 bar.update(1)
+                self.frames_done += 1  # not bar.n: a disabled tqdm does not count
+                self.on_frame(done[-1].image, self.frames_done, bar.total)
         return done
 
     def _begin(self, spec: FrameSpec) -> int:
@@ -210,6 +230,8 @@ class FrameRenderer:
         """The frames of `specs`, in order; each distinct frame is generated once (or read from the cache)."""
         if self.settings.feedback:
             return self._render_feedback(specs)
+        if self.video is not None:
+            return self._render_video(specs)
         keys = [self.key(spec) for spec in specs]
         unique = dict(zip(keys, specs, strict=True))  # key -> spec, first-seen order
         found = {}
@@ -227,6 +249,7 @@ class FrameRenderer:
         keyframes = [k for k in todo if is_keyframe(unique[k])]
         betweens = [k for k in todo if not is_keyframe(unique[k])]
         groups = [(keyframes, True), (betweens, False)] if self.share else [(todo, False)]
+        self.frames_done = 0
         with tqdm(total=len(todo), desc="frames", disable=not self.progress) as bar:
             for group, capture in groups:
                 rendered = self._run_group([unique[k] for k in group], group, capture=capture, bar=bar)
@@ -245,4 +268,26 @@ class FrameRenderer:
                 out, _ = self._denoise(latents, self.context(spec), begin, None)
                 frame = self._finish(spec, key, out, begin)
             frames.append(frame)
+            self.on_frame(frame.image, len(frames), len(specs))
+        return frames
+
+    def _video_latents(self, index: int) -> torch.Tensor:
+        if index not in self.video_latents:
+            image = image_to_tensor(self.video.frames[index], self.width, self.height)  # (1, 3, H, W)
+            self.video_latents[index] = self.pipe.encode_image(image, generators_for(self.settings.seed, 1))
+        return self.video_latents[index]  # (1, 4, h, w)
+
+    def _render_video(self, specs: list[FrameSpec]) -> list[RenderedFrame]:
+        """Frame n: img2img from the clip's frame at n / fps seconds, with frame n's noise and text."""
+        frames: list[RenderedFrame] = []
+        for n, spec in enumerate(tqdm(specs, desc="frames", disable=not self.progress)):
+            index = self.video.frame_at(n, self.settings.fps)
+            key = self.key(spec, video_frame=index)
+            frame = self._from_cache(spec, key, self.video_start)
+            if frame is None:
+                latents = self._noised(self._video_latents(index), self.noise(spec), self.video_start)
+                out, _ = self._denoise(latents, self.context(spec), self.video_start, None)
+                frame = self._finish(spec, key, out, self.video_start)
+            frames.append(frame)
+            self.on_frame(frame.image, len(frames), len(specs))
         return frames

@@ -56,6 +56,12 @@ class GifSettings:
     scale: int = 1  # nearest-neighbour upscale of the written frames
     # LoRAs merged into the model for this run: {"path", "scale", "sha256"} each (sha256 filled in by animate)
     loras: list[dict] = field(default_factory=list)
+    audio: str | None = None  # its loudness paces each transition (pacing.py); an .mp4 output carries it
+    audio_sha256: str | None = None
+    audio_smoothing: float = 0.25  # seconds: width (sigma) of the Gaussian that smooths the loudness
+    video: str | None = None  # frame n is img2img from the video's frame at the same time
+    video_sha256: str | None = None
+    video_strength: float = 0.6
 
     def keyframe_seed(self, keyframe: Keyframe) -> int:
         return keyframe.seed if keyframe.seed is not None else self.seed + keyframe.frame
@@ -87,6 +93,12 @@ class GifSettings:
             (1 <= self.scale <= 16, f"--scale {self.scale} must be between 1 and 16"),
             (self.loop_frames is None or self.loop_frames >= 1, f"--loop-frames {self.loop_frames} must be >= 1"),
             (not (self.loop and self.pingpong), "choose --loop or --pingpong, not both"),
+            (self.audio_smoothing >= 0, f"--audio-smoothing {self.audio_smoothing} must be >= 0 seconds"),
+            (0.0 < self.video_strength <= 1.0, f"--video-strength {self.video_strength} must be in (0, 1]"),
+            (not (self.video and (self.init_image or self.feedback)), "--video already gives every frame its "
+             "init image: drop --init-image / --feedback"),
+            (not (self.video and self.max_jump), "--max-jump cannot be combined with --video (an inserted frame "
+             "has no video frame of its own)"),
         ]  # fmt: skip
         for ok, message in checks:
             if not ok:

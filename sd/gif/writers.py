@@ -3,7 +3,8 @@
 GIF: every frame lasts round(1000 / fps) ms (the format stores hundredths of a second, so 12 fps is
 stored as 80 ms), loops forever unless told not to, and by default all frames share one palette.
 MP4: H.264 through imageio's ffmpeg (the imageio-ffmpeg wheel carries the binary), yuv420p so every
-player opens it. PNG: frame_00000.png, ... in a folder.
+player opens it; with an audio file, its track is muxed in, in sync (sd/audio/mux.py). PNG:
+frame_00000.png, ... in a folder.
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ def write_gif(
         )  # fmt: skip
 
 
-def write_mp4(frames: list[Image.Image], path: Path, fps: float, overwrite: bool = False) -> None:
+def write_mp4(
+    frames: list[Image.Image], path: Path, fps: float, overwrite: bool = False, audio: str | Path | None = None
+) -> None:
     import imageio.v2 as imageio
 
     with atomic_output(path, overwrite) as tmp:
@@ -62,7 +65,15 @@ def write_mp4(frames: list[Image.Image], path: Path, fps: float, overwrite: bool
         with writer:
             for frame in frames:
                 writer.append_data(np.asarray(frame.convert("RGB")))
-        named.replace(tmp)
+        if audio is not None:
+            from sd.audio.mux import mux_audio
+
+            try:
+                mux_audio(named, Path(audio), tmp, duration=len(frames) / fps)
+            finally:
+                named.unlink(missing_ok=True)
+        else:
+            named.replace(tmp)
 
 
 def write_png_folder(frames: list[Image.Image], path: Path, overwrite: bool = False) -> None:

@@ -1,0 +1,1 @@
+"""Video inputs: frames of a clip as per-frame init images."""
