@@ -23,11 +23,12 @@ from sd.loading.detect import TEXT, UNET, VAE, check_original_family
 from sd.loading.infer_config import infer_text_config, infer_unet_config, infer_vae_config
 from sd.loading.read import read_weights
 from sd.loading.strict_load import strict_load
+from sd.prune.plan import PLAN_KEY, PrunePlan
+from sd.prune.surgery import build_pruned_unet
 from sd.schedule import SD15_SCHEDULE
 from transformer.clip_text import CLIPTextConfig, CLIPTextModel
 from transformer.clip_tokenizer import default_tokenizer
 from unet.config import UNetConfig
-from unet.model import UNetModel
 from vae.autoencoder import AutoencoderKL
 from vae.config import VAEConfig
 
@@ -86,6 +87,7 @@ def load_original(path: Path, dtype: torch.dtype = torch.float32) -> Checkpoint:
         SD15_SCHEDULE.check_alphas_cumprod(state_dict["alphas_cumprod"], where)
     parts = split_original(state_dict)
     unet_cfg, vae_cfg, text_cfg = _configs(path, parts, metadata)
+    plan = PrunePlan.from_json(metadata[PLAN_KEY], where) if PLAN_KEY in metadata else None  # a pruned UNet
     return Checkpoint(
         tokenizer=default_tokenizer(),
         text_encoder=strict_load(
@@ -95,7 +97,7 @@ def load_original(path: Path, dtype: torch.dtype = torch.float32) -> Checkpoint:
             dtype,
         ),
         vae=strict_load(lambda: AutoencoderKL(vae_cfg), parts["vae"], f"{where} (VAE, '{VAE}*')", dtype),
-        unet=strict_load(lambda: UNetModel(unet_cfg), parts["unet"], f"{where} (UNet, '{UNET}*')", dtype),
+        unet=strict_load(lambda: build_pruned_unet(unet_cfg, plan), parts["unet"], f"{where} (UNet, '{UNET}*')", dtype),
         schedule=SD15_SCHEDULE,
         name=path.name,
     )
@@ -122,9 +124,12 @@ def save_original(checkpoint: Checkpoint, path: str | Path, overwrite: bool = Fa
     }
     if path.suffix not in (".safetensors", ".ckpt"):
         raise UserError(f"{path}: use a .safetensors (preferred) or .ckpt file name")
+    extra = {CONFIG_KEY: json.dumps(configs)}
+    if getattr(checkpoint.unet, "prune_plan", None) is not None:  # the shapes a pruned UNet is rebuilt with
+        extra[PLAN_KEY] = checkpoint.unet.prune_plan.to_json()
     with atomic_output(path, overwrite) as tmp:
         if path.suffix == ".ckpt":
-            torch.save({"state_dict": tensors, CONFIG_KEY: json.dumps(configs)}, tmp)
+            torch.save({"state_dict": tensors, **extra}, tmp)
         else:
-            save_file(tensors, tmp, metadata={"format": "pt", CONFIG_KEY: json.dumps(configs)})
+            save_file(tensors, tmp, metadata={"format": "pt", **extra})
     return path
