@@ -52,7 +52,7 @@ class PrunePlan:
             d = json.loads(text)
             return PrunePlan(tuple(d["drop"]), {p: tuple(int(i) for i in g) for p, g in d["remove"].items()})
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
-            raise UserError(f"{where}: not a prune plan ({error}); expected {{'drop': [...], 'remove': {{...}}}}") from None
+            raise UserError(f"{where}: not a prune plan ({error}); expected drop: [...], remove: {{...}}") from None
 
     def summary(self) -> str:
         groups = sum(len(g) for g in self.remove.values())
