@@ -48,15 +48,28 @@ def merge(plans: list[PrunePlan]) -> PrunePlan:
 
 
 class Saved:
-    """Parameters a plan removes, counted by running the surgery on a weightless (meta) copy."""
+    """Parameters a plan removes, counted by running the surgery on a weightless (meta) copy of the module
+    around each cut (cuts in different layers remove disjoint parameters, so their counts add)."""
 
     def __init__(self, unet: nn.Module) -> None:
         with torch.device("meta"):
             self.skeleton = type(unet)(unet.config)
         self.total = param_count(self.skeleton)
+        self.cache: dict[tuple, int] = {}
+
+    def one(self, path: str, drop: bool, groups: tuple[int, ...] = ()) -> int:
+        key = (path, drop, len(groups))  # which groups go does not change how many parameters go
+        if key not in self.cache:
+            owner_path, name = path.rsplit(".", 1)
+            owner = copy.deepcopy(self.skeleton.get_submodule(owner_path))
+            before = param_count(owner)
+            apply_plan_(owner, PrunePlan(drop=(name,)) if drop else PrunePlan(remove={name: groups}))
+            self.cache[key] = before - param_count(owner)
+        return self.cache[key]
 
     def __call__(self, plan: PrunePlan) -> int:
-        return self.total - param_count(apply_plan_(copy.deepcopy(self.skeleton), plan))
+        plan = plan.normalized()
+        return sum(self.one(p, True) for p in plan.drop) + sum(self.one(p, False, g) for p, g in plan.remove.items())
 
 
 def _own_options(entry: LayerSensitivity, saved: Saved) -> list[Option]:

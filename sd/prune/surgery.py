@@ -126,9 +126,9 @@ def apply_plan_(unet: nn.Module, plan: PrunePlan) -> nn.Module:
         elif isinstance(module, SpatialTransformer):
             unet.set_submodule(path, nn.Identity())
         else:  # a transformer sub-layer: x + f(norm(x)) becomes x + 0
-            parent, name = path.rsplit(".", 1)
+            parent, _, name = path.rpartition(".")
             unet.set_submodule(path, NoResidual())
-            unet.set_submodule(f"{parent}.{SUB_LAYERS[name]}", nn.Identity())
+            unet.set_submodule(f"{parent}.{SUB_LAYERS[name]}".lstrip("."), nn.Identity())
     unet.prune_plan = plan
     return unet
 

@@ -60,6 +60,10 @@ def _resblock_groups(block: ResBlock) -> int:
     return block.out_layers[0].num_groups if plain else 0
 
 
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
 def prunable_layers(unet: nn.Module) -> list[Layer]:
     """Every layer of `unet` in module order (children of a SpatialTransformer after it)."""
     layers = []
@@ -73,10 +77,10 @@ def prunable_layers(unet: nn.Module) -> list[Layer]:
             for name in SUB_LAYERS:
                 sub = getattr(module, name, None)
                 if isinstance(sub, CrossAttention):
-                    layers.append(Layer(f"{path}.{name}", name, sub.heads, parent))
+                    layers.append(Layer(_join(path, name), name, sub.heads, parent))
                 elif isinstance(sub, FeedForward):
                     inner = sub.net[2].in_features
-                    layers.append(Layer(f"{path}.{name}", name, FF_GROUPS if inner % FF_GROUPS == 0 else 0, parent))
+                    layers.append(Layer(_join(path, name), name, FF_GROUPS if inner % FF_GROUPS == 0 else 0, parent))
     return layers
 
 
