@@ -32,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sens.add_argument("--shortlist", type=int, default=6, help="least harmful layers also scored by adherence (6)")
     sens.add_argument("--adherence-samples", type=int, default=48, help="held-in prompts per shortlisted layer (48)")
     sens.add_argument("--out", default="outputs/prune", help="folder for sensitivity.{json,md,png}")
+    sens.add_argument("--again", action="store_true", help="measure again even if OUT/sensitivity.json exists")
     sens.set_defaults(func=run_sensitivity)
 
     apply = steps.add_parser("apply", help="allocate per-layer cuts to a parameter target and rebuild the UNet")
@@ -71,13 +72,20 @@ def run_sensitivity(args: argparse.Namespace) -> int:
     from sd.prune.masking import removed_masks, zeroed
     from sd.prune.plan import PrunePlan
     from sd.prune.report import plot_sensitivity, ranked_table
+    from sd.prune.sensitivity import Sensitivity
     from sd.prune.sensitivity import run_sensitivity as sweep
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = _teacher(args.checkpoint)
-    sensitivity = sweep(checkpoint.unet, held_out_batch(checkpoint, args.batch))
-    (out / "sensitivity.json").write_text(json.dumps(sensitivity.to_dict(), indent=1) + "\n")
+    saved_sweep = out / "sensitivity.json"
+    if saved_sweep.exists() and not args.again:
+        sensitivity = Sensitivity.from_dict(json.loads(saved_sweep.read_text()))
+        print(f"reusing the sweep in {saved_sweep} (--again to measure it again)")
+    else:
+        sensitivity = sweep(checkpoint.unet, held_out_batch(checkpoint, args.batch))
+        with atomic_output(saved_sweep, overwrite=True) as tmp:
+            tmp.write_text(json.dumps(sensitivity.to_dict(), indent=1) + "\n")
 
     adherence = {}
     if args.shortlist and args.adherence_samples:

@@ -55,15 +55,15 @@ def plot_sensitivity(sensitivity: Sensitivity, path: Path, overwrite: bool = Tru
     left.set_title(f"layers ranked (unpruned loss {sensitivity.base_loss:.4f})")
     for kind, colour in KIND_COLOURS.items():
         left.bar(0, 0, color=colour, label=kind)
-    left.legend(fontsize=8, loc="lower right")
+    left.legend(fontsize=8, loc="upper right")
     for e in sensitivity.layers:
         if e.curve:
             xs = [0.0] + [k / e.layer.groups for k, _ in e.curve] + [1.0]
             ys = [0.0] + [d for _, d in e.curve] + [e.drop]
-            right.plot(xs, [max(y, 1e-6) for y in ys], color=KIND_COLOURS[e.layer.kind], alpha=0.6, marker=".")
-    right.set_yscale("log")
+            right.plot(xs, ys, color=KIND_COLOURS[e.layer.kind], alpha=0.6, marker=".")
+    right.set_yscale("symlog", linthresh=1e-4)
     right.set_xlabel("fraction of the layer's channel groups removed (1 = layer dropped)")
-    right.set_ylabel("denoising loss increase (log)")
+    right.set_ylabel("denoising loss increase (symlog: linear below 1e-4)")
     right.set_title("per-layer curves (colour = kind)")
     right.grid(alpha=0.3)
     fig.tight_layout()
