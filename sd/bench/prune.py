@@ -18,7 +18,7 @@ from sd.bench.timing import interleaved_medians
 from sd.loading.checkpoint import Checkpoint
 from sd.prune.masking import nonzero_params, torch_masked
 from sd.prune.plan import PrunePlan
-from sd.prune.surgery import param_count, prune_unet
+from sd.prune.surgery import build_pruned_unet, param_count, prune_unet
 
 
 @dataclass
@@ -40,7 +40,7 @@ def gflops(unet: nn.Module, batch: int, size: int) -> float:
     x = torch.zeros(batch, config.in_channels, size, size, device=device)
     context = torch.zeros(batch, 77, config.context_dim, device=device)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        unet(x, torch.zeros(batch, device=device), context)
+        unet(x, 500.0, context)  # one timestep for the batch, as samplers call it
     return counter.get_total_flops() / 1e9
 
 
@@ -95,9 +95,12 @@ def sd_rows(fractions: dict[str, float], target: float, repeats: int) -> list[Ro
 
     unet = random_weights(lambda: UNetModel(SD15_UNET), 0)
     plan = transferred_plan(unet, fractions, target)
-    rows = {"unpruned": Row("unpruned", param_count(unet), param_count(unet), gflops(unet, 2, 64), {})}
+    with torch.device("meta"):  # FLOPs counted on weightless copies: no compute
+        flops = {"unpruned": gflops(UNetModel(SD15_UNET), 2, 64),
+                 "pruned": gflops(build_pruned_unet(SD15_UNET, plan), 2, 64)}  # fmt: skip
+    rows = {"unpruned": Row("unpruned", param_count(unet), param_count(unet), flops["unpruned"], {})}
     pruned = prune_unet(unet, plan)
-    rows["pruned"] = Row("pruned", param_count(pruned), param_count(pruned), gflops(pruned, 2, 64), {})
+    rows["pruned"] = Row("pruned", param_count(pruned), param_count(pruned), flops["pruned"], {})
     pair = unet_calls({"unpruned": unet, "pruned": pruned}, 2, 64, repeats)
     del pruned
     masked = torch_masked(unet, plan)

@@ -53,6 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rec.add_argument("--steps", type=int, default=300)
     rec.add_argument("--batch", type=int, default=64)
     rec.add_argument("--lr", type=float, default=2e-4)
+    rec.add_argument("--train-size", type=int, default=8000, help="generated training images (8000)")
     rec.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     rec.set_defaults(func=run_recover)
 
@@ -162,7 +163,7 @@ def run_recover(args: argparse.Namespace) -> int:
         raise UserError(f"{args.pruned}: not a pruned checkpoint (no prune plan in its metadata)")
     out = Path(args.out)
     val = held_out_batch(teacher, 256, HELD_OUT_SEED + 1)
-    settings = RecoverySettings(steps=args.steps, batch=args.batch, lr=args.lr)
+    settings = RecoverySettings(steps=args.steps, batch=args.batch, lr=args.lr, train_size=args.train_size)
     recovered = recover(teacher, plan, out, settings, val=val)
     path = out / "pruned-recovered.safetensors"
     save_original(recovered, path, overwrite=True)

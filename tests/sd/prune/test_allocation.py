@@ -41,3 +41,18 @@ def test_a_free_layer_is_dropped_first(checkpoint):
     free = "output_blocks.0.0"  # the largest ResBlock: dropping it alone removes ~12% of the UNet
     plan, _, _ = allocate(layer_options(unet, synthetic(unet, seed=1, free=free)), param_count(unet), 0.2, 0.005)
     assert free in plan.drop
+
+
+def test_transferred_plan_keeps_the_proportions_and_hits_the_target(checkpoint):
+    from sd.prune.plan import PrunePlan
+    from sd.prune.transfer import kind_fractions, transferred_plan
+
+    unet = checkpoint.unet
+    source = PrunePlan(drop=("middle_block.1",), remove={"output_blocks.1.0": tuple(range(16))})
+    fractions = kind_fractions(unet, source)
+    assert all(0.1 < fractions[k] < 0.3 for k in ("attn1", "attn2", "ff"))  # one of seven transformers dropped
+    assert 0 < fractions["ResBlock"] < 0.5
+    plan = transferred_plan(unet, fractions, target=0.2)
+    removed = 1 - param_count(prune_unet(unet, plan)) / param_count(unet)
+    assert 0.2 <= removed <= 0.23  # the last bisection step moves whole groups in every layer
+    assert not plan.drop
