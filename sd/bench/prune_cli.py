@@ -32,8 +32,9 @@ def run_prune(args: argparse.Namespace) -> int:
     if args.scale in ("tiny", "both"):
         size = checkpoint.vae.config.resolution
         title = (f"Small model ({checkpoint.name}), {size}x{size} images. Latency: medians of interleaved runs; "
-                 f"adherence: all five attributes right, n={args.samples} held-in and n={args.samples} held-out "
-                 "prompts (dpmpp_2m, 25 steps, guidance 5); loss: denoising MSE on 256 held-out samples.")  # fmt: skip
+                 f"adherence: all five attributes right, n={args.samples} held-in and n={args.samples // 2} held-out "
+                 "images, 2 seeds per prompt (dpmpp_2m, 25 steps, guidance 5); loss: denoising MSE on 256 held-out "
+                 "samples.")  # fmt: skip
         table = markdown(tiny_rows(checkpoint, pruned, recovered, args.samples, args.repeats))
         print(f"\n{title}\n{table}")
         tables += [title, "", table]

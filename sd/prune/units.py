@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from sd.prune.plan import FF_GROUPS, PrunePlan
+from sd.prune.plan import FF_GROUPS
 from transformer.attention import CrossAttention
 from transformer.feed_forward import FeedForward
 from transformer.spatial_transformer import BasicTransformerBlock, SpatialTransformer
@@ -30,28 +30,6 @@ class Layer:
     kind: str  # "ResBlock", "SpatialTransformer", "attn1", "attn2" or "ff"
     groups: int  # channel groups removable one by one; 0: the layer can only be dropped whole
     parent: str = ""  # the SpatialTransformer holding a sub-layer
-
-
-@dataclass(frozen=True)
-class Unit:
-    """One thing to remove: a whole layer (group None) or one channel group of it."""
-
-    layer: Layer
-    group: int | None = None
-
-    def plan(self) -> PrunePlan:
-        if self.group is None:
-            return PrunePlan(drop=(self.layer.path,))
-        return PrunePlan(remove={self.layer.path: (self.group,)})
-
-    @property
-    def label(self) -> str:
-        what = "drop" if self.group is None else f"{group_name(self.layer.kind)} {self.group}"
-        return f"{self.layer.path} ({self.layer.kind}) {what}"
-
-
-def group_name(kind: str) -> str:
-    return {"ResBlock": "GN group", "attn1": "head", "attn2": "head", "ff": "FF group"}[kind]
 
 
 def _resblock_groups(block: ResBlock) -> int:
@@ -82,8 +60,3 @@ def prunable_layers(unet: nn.Module) -> list[Layer]:
                     inner = sub.net[2].in_features
                     layers.append(Layer(_join(path, name), name, FF_GROUPS if inner % FF_GROUPS == 0 else 0, parent))
     return layers
-
-
-def all_units(layers: list[Layer]) -> list[Unit]:
-    """Each layer dropped whole, then each of its channel groups alone."""
-    return [Unit(layer) for layer in layers] + [Unit(layer, g) for layer in layers for g in range(layer.groups)]
