@@ -46,7 +46,8 @@ def transferred_plan(unet: nn.Module, fractions: dict[str, float], target: float
     for layer in layers:
         weight, size = reading_weights(unet, layer)
         norms = weight.detach().abs().transpose(0, 1).reshape(layer.groups, size, -1).sum((1, 2))  # (groups,)
-        order[layer.path] = norms.argsort().tolist()
+        # On the meta device (shapes only: parameter and FLOP counts) any order gives the same counts.
+        order[layer.path] = list(range(layer.groups)) if norms.is_meta else norms.argsort().tolist()
 
     def plan_at(scale: float) -> PrunePlan:
         remove = {}
