@@ -49,7 +49,7 @@ def unet_calls(models: dict[str, nn.Module], batch: int, size: int, repeats: int
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch, config.in_channels, size, size, generator=gen)
     context = torch.randn(batch, 77, config.context_dim, generator=gen)
-    t = torch.full((batch,), 500)
+    t = 500.0  # one timestep for the whole batch, as the samplers call the UNet
     with torch.no_grad():
         return interleaved_medians({n: (lambda m=m: m(x, t, context)) for n, m in models.items()}, repeats)
 
