@@ -19,6 +19,7 @@ from sd.loading.checkpoint import Checkpoint
 from sd.prune.masking import nonzero_params, torch_masked
 from sd.prune.plan import PrunePlan
 from sd.prune.surgery import build_pruned_unet, param_count, prune_unet
+from unet.config import UNetConfig
 
 
 @dataclass
@@ -42,6 +43,14 @@ def gflops(unet: nn.Module, batch: int, size: int) -> float:
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         unet(x, 500.0, context)  # one timestep for the batch, as samplers call it
     return counter.get_total_flops() / 1e9
+
+
+def meta_gflops(config: UNetConfig, plan: PrunePlan | None, batch: int, size: int) -> float:
+    """GFLOPs counted on a weightless (meta) copy with `plan`'s shapes. There attention is counted through
+    its matmuls; on CPU tensors torch's fused attention kernel is not counted, so every row uses meta.
+    A masked model counts as the dense one (plan None): its masks only add elementwise multiplies."""
+    with torch.device("meta"):
+        return gflops(build_pruned_unet(config, plan), batch, size)
 
 
 def unet_calls(models: dict[str, nn.Module], batch: int, size: int, repeats: int) -> dict[str, float]:
@@ -84,7 +93,8 @@ def tiny_rows(checkpoint: Checkpoint, pruned: nn.Module, recovered: nn.Module | 
         else:  # 2 images (seeds) per prompt; held-out colour-shape pairs get half as many
             scores = tuple(evaluate_adherence(pipes[n], count, 0, held_out, batch=2, progress=False)["all_correct"]
                            for count, held_out in ((samples, False), (samples // 2, True)))  # fmt: skip
-        rows.append(Row(n, param_count(m), nonzero_params(m), gflops(m, 2, size), seconds[n],
+        flops = meta_gflops(m.config, getattr(m, "prune_plan", None), 2, size)
+        rows.append(Row(n, param_count(m), nonzero_params(m), flops, seconds[n],
                         denoising_loss(m, batch), scores, note))  # fmt: skip
     return rows
 
@@ -98,9 +108,7 @@ def sd_rows(fractions: dict[str, float], target: float, repeats: int) -> list[Ro
 
     unet = random_weights(lambda: UNetModel(SD15_UNET), 0)
     plan = transferred_plan(unet, fractions, target)
-    with torch.device("meta"):  # FLOPs counted on weightless copies: no compute
-        flops = {"unpruned": gflops(UNetModel(SD15_UNET), 2, 64),
-                 "pruned": gflops(build_pruned_unet(SD15_UNET, plan), 2, 64)}  # fmt: skip
+    flops = {"unpruned": meta_gflops(SD15_UNET, None, 2, 64), "pruned": meta_gflops(SD15_UNET, plan, 2, 64)}
     rows = {"unpruned": Row("unpruned", param_count(unet), param_count(unet), flops["unpruned"], {})}
     pruned = prune_unet(unet, plan)
     rows["pruned"] = Row("pruned", param_count(pruned), param_count(pruned), flops["pruned"], {})
@@ -108,7 +116,7 @@ def sd_rows(fractions: dict[str, float], target: float, repeats: int) -> list[Ro
     del pruned
     masked = torch_masked(unet, plan)
     rows["masked"] = Row("masked (torch.nn.utils.prune)", param_count(masked), nonzero_params(masked),
-                         gflops(masked, 2, 64), {}, note="masks only: every tensor full size")  # fmt: skip
+                         flops["unpruned"], {}, note="masks only: every tensor full size")  # fmt: skip
     pair2 = unet_calls({"unpruned": unet, "masked": masked}, 2, 64, repeats)
     rows["unpruned"].seconds = {"UNet batch 2 (vs pruned)": pair["unpruned"],
                                 "UNet batch 2 (vs masked)": pair2["unpruned"]}  # fmt: skip
