@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "bench", help="benchmark our SD 1.5 stack against diffusers", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    parser.add_argument("what", nargs="?", choices=["unet", "txt2img", "memory", "all", "gif"], default="all")
+    parser.add_argument("what", nargs="?", choices=["unet", "txt2img", "memory", "all", "gif", "prune"], default="all")
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds per side (default 3), after a warm-up")
     parser.add_argument("--steps", type=int, default=4, help="txt2img denoising steps (default 4)")
     parser.add_argument("--size", type=int, default=512, help="txt2img image side in pixels (default 512)")
@@ -31,10 +31,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     default_model = DEFAULT_CHECKPOINT.relative_to(REPO_ROOT)
     parser.add_argument("--checkpoint", default=None, help=f"gif: the model to animate (default {default_model})")
     parser.add_argument("--frames", type=int, default=24, help="gif: frames of the animation (default 24)")
+    parser.add_argument("--pruned", help="prune: the pruned checkpoint (`python -m sd prune apply`)")
+    parser.add_argument("--recovered", help="prune: the pruned + recovered checkpoint (`python -m sd prune recover`)")
+    parser.add_argument("--samples", type=int, default=100, help="prune: adherence prompts, held-in and held-out")
+    parser.add_argument("--scale", choices=["tiny", "sd", "both"], default="tiny",
+                        help="prune: the small model, the SD 1.5-size UNet (run under flock), or both")
+    parser.add_argument("--out", default=None, help="prune: folder to write the tables to (markdown)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.what == "prune":
+        from sd.bench.prune_cli import run_prune
+
+        return run_prune(args)
     from sd.bench.random_checkpoint import random_sd15
     from sd.bench.reference import require_references
 

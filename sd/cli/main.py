@@ -10,7 +10,7 @@ from sd.errors import UserError
 # Each module has `register(subparsers)` that adds its parser and sets `func(args) -> int`.
 COMMANDS = [
     "sd.cli.demo", "sd.cli.generate", "sd.cli.gif", "sd.cli.tokenize", "sd.cli.inspect", "sd.cli.convert",
-    "sd.cli.bench", "sd.cli.eval", "sd.cli.audio_keyframes", "sd.cli.ui",
+    "sd.cli.bench", "sd.cli.eval", "sd.cli.audio_keyframes", "sd.cli.ui", "sd.cli.prune",
 ]  # fmt: skip
 
 

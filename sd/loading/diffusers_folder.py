@@ -140,6 +140,9 @@ def _write_component(folder: Path, config: dict, weights: dict[str, torch.Tensor
 def save_diffusers_folder(checkpoint: Checkpoint, folder: str | Path, overwrite: bool = False) -> Path:
     """Write a folder that diffusers' `StableDiffusionPipeline.from_pretrained` loads."""
     folder = Path(folder)
+    if getattr(checkpoint.unet, "prune_plan", None) is not None:
+        raise UserError(f"{folder}: a pruned UNet has no diffusers layout (diffusers' blocks have no separate hidden "
+                        "width, head count or FF width); save it as a .safetensors file instead")  # fmt: skip
     unet_cfg, vae_cfg = checkpoint.unet.config, checkpoint.vae.config
     schedule = checkpoint.schedule
     with atomic_output(folder, overwrite) as tmp:

@@ -27,11 +27,12 @@ from sd.loading.infer_config import infer_text_config, infer_unet_config, infer_
 from sd.loading.open_clip_text import open_clip_to_transformers, transformers_to_open_clip
 from sd.loading.read import read_weights
 from sd.loading.strict_load import strict_load
+from sd.prune.plan import PLAN_KEY, PrunePlan
+from sd.prune.surgery import build_pruned_unet
 from sd.schedule import SD15_SCHEDULE
 from transformer.clip_text import CLIPTextConfig, CLIPTextModel
 from transformer.clip_tokenizer import EOS_TOKEN, OPEN_CLIP_PAD_TOKEN, default_tokenizer
 from unet.config import UNetConfig
-from unet.model import UNetModel
 from vae.autoencoder import AutoencoderKL
 from vae.config import VAEConfig
 
@@ -105,6 +106,7 @@ def load_original(path: Path, dtype: torch.dtype = torch.float32, prediction_typ
     if stored_prediction is None and family == SD2:
         vae_cfg = dataclasses.replace(vae_cfg, resolution=NATIVE_SIZE[prediction_type])
     text_prefix = TEXT_PREFIXES[family]
+    plan = PrunePlan.from_json(metadata[PLAN_KEY], where) if PLAN_KEY in metadata else None  # a pruned UNet
     return Checkpoint(
         tokenizer=default_tokenizer(PAD_TOKENS[family]),
         text_encoder=strict_load(
@@ -114,7 +116,7 @@ def load_original(path: Path, dtype: torch.dtype = torch.float32, prediction_typ
             dtype,
         ),
         vae=strict_load(lambda: AutoencoderKL(vae_cfg), parts["vae"], f"{where} (VAE, '{VAE}*')", dtype),
-        unet=strict_load(lambda: UNetModel(unet_cfg), parts["unet"], f"{where} (UNet, '{UNET}*')", dtype),
+        unet=strict_load(lambda: build_pruned_unet(unet_cfg, plan), parts["unet"], f"{where} (UNet, '{UNET}*')", dtype),
         schedule=SD15_SCHEDULE,
         name=path.name,
         prediction_type=prediction_type,
@@ -143,9 +145,12 @@ def save_original(checkpoint: Checkpoint, path: str | Path, overwrite: bool = Fa
     }
     if path.suffix not in (".safetensors", ".ckpt"):
         raise UserError(f"{path}: use a .safetensors (preferred) or .ckpt file name")
+    extra = {CONFIG_KEY: json.dumps(configs)}
+    if getattr(checkpoint.unet, "prune_plan", None) is not None:  # the shapes a pruned UNet is rebuilt with
+        extra[PLAN_KEY] = checkpoint.unet.prune_plan.to_json()
     with atomic_output(path, overwrite) as tmp:
         if path.suffix == ".ckpt":
-            torch.save({"state_dict": tensors, CONFIG_KEY: json.dumps(configs)}, tmp)
+            torch.save({"state_dict": tensors, **extra}, tmp)
         else:
-            save_file(tensors, tmp, metadata={"format": "pt", CONFIG_KEY: json.dumps(configs)})
+            save_file(tensors, tmp, metadata={"format": "pt", **extra})
     return path

@@ -1,0 +1,58 @@
+"""A pruned checkpoint saves to safetensors, loads back strictly, and runs in the pipeline and CLI."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from sd.cli.main import main
+from sd.errors import UserError
+from sd.loading.checkpoint import load_checkpoint
+from sd.loading.diffusers_folder import save_diffusers_folder
+from sd.loading.original import save_original
+from sd.loading.read import safetensors_metadata
+from sd.prune.plan import PLAN_KEY
+from sd.prune.surgery import param_count, prune_unet
+from tests.sd.prune.conftest import EVERY_KIND
+
+
+@pytest.fixture(scope="module")
+def pruned_file(checkpoint, tmp_path_factory):
+    pruned = replace(checkpoint, unet=prune_unet(checkpoint.unet, EVERY_KIND))
+    return pruned, save_original(pruned, tmp_path_factory.mktemp("pruned") / "pruned.safetensors")
+
+
+def test_round_trip_is_strict_and_exact(pruned_file):
+    pruned, path = pruned_file
+    assert PLAN_KEY in safetensors_metadata(path)
+    loaded = load_checkpoint(path)
+    assert loaded.unet.prune_plan == EVERY_KIND.normalized()
+    assert param_count(loaded.unet) == param_count(pruned.unet)
+    a, b = pruned.unet.state_dict(), loaded.unet.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    x, context = torch.randn(2, 4, 8, 8), torch.randn(2, 77, 64)
+    with torch.no_grad():
+        assert torch.equal(pruned.unet(x, 300, context), loaded.unet(x, 300, context))
+
+
+def test_a_tampered_pruned_file_is_refused(pruned_file, tmp_path):
+    _, path = pruned_file
+    tensors, metadata = load_file(path), safetensors_metadata(path)
+    key = next(k for k in tensors if k.endswith("middle_block.0.in_layers.2.weight"))
+    tensors[key] = tensors[key][:-1]  # one hidden channel short of what the plan says
+    save_file(tensors, tmp_path / "bad.safetensors", metadata=metadata)
+    with pytest.raises(UserError, match="shape mismatch"):
+        load_checkpoint(tmp_path / "bad.safetensors")
+
+
+def test_no_diffusers_layout_for_pruned_unets(pruned_file, tmp_path):
+    with pytest.raises(UserError, match="no diffusers layout"):
+        save_diffusers_folder(pruned_file[0], tmp_path / "folder")
+
+
+def test_txt2img_cli_runs_a_pruned_file(pruned_file, tmp_path):
+    out = tmp_path / "image.png"
+    args = ["txt2img", "a red circle", "--checkpoint", str(pruned_file[1]), "--steps", "2", "--out", str(out)]
+    assert main(args) == 0
+    assert out.stat().st_size > 100
