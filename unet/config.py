@@ -78,4 +78,12 @@ MOBILE_TINY_UNET = UNetConfig(
     ff_activation="silu", ff_mult=3,
 )  # fmt: skip
 
-UNET_PRESETS = {"sd15": SD15_UNET, "tiny": TINY_UNET, "mobile-tiny": MOBILE_TINY_UNET}
+# The mobile variant at SD 1.5's scale, in MobileDiffusion's direction: three levels (320, 640, 960 wide;
+# no 8x8 level), the 64x64 level reduced to one up-path ResBlock with cross-attention only, transformers
+# doubled at the 16x16 bottleneck, separable convolutions below the top level, shared K/V, SwiGLU at 6x.
+MOBILE_SD_UNET = UNetConfig(
+    channel_mult=(1, 2, 3), num_res_blocks=(0, 1, 2), attention_resolutions=(4, 2, 1), transformer_depth=(1, 1, 2),
+    cross_attention_only=(1,), shared_kv=True, separable_levels=(1, 2), ff_activation="silu", ff_mult=3,
+)  # fmt: skip
+
+UNET_PRESETS = {"sd15": SD15_UNET, "tiny": TINY_UNET, "mobile-sd": MOBILE_SD_UNET, "mobile-tiny": MOBILE_TINY_UNET}
