@@ -104,8 +104,8 @@ def measure(
 ) -> list[Row]:
     """Fill in params, FLOPs and (interleaved with rows[0]) latency; builds one extra model at a time.
 
-    The headline row gets `repeats` timed rounds, the one-change rows `ablation_repeats` (SD-scale calls
-    take seconds each on 2 cores).
+    Headline rows (the full presets) get `repeats` timed rounds and run first, the one-change rows
+    `ablation_repeats` (0: not timed; SD-scale calls take seconds each on 2 cores, minutes on a loaded machine).
     """
     for row in rows:
         row.params, row.flops = count_cost(row.config, batch, size)
@@ -113,11 +113,15 @@ def measure(
         return rows
     torch.manual_seed(0)
     base = UNetModel(rows[0].config).eval()
-    for row in tqdm(rows, desc=f"latency at {size}x{size}", leave=False):
+    timed = [row for row in rows if row.headline or ablation_repeats > 0]  # headline rows first
+    for row in tqdm(sorted(timed, key=lambda r: not r.headline), desc=f"latency at {size}x{size}", leave=False):
         model = base if row is rows[0] else UNetModel(row.config).eval()
         rounds = repeats if row.headline else ablation_repeats
         row.base_seconds, row.seconds = time_pair(base, model, batch, size, rounds, calls)
         del model
+    if not rows[0].seconds:  # the standard UNet's own row: its median from the first headline pair
+        first = next(r for r in rows if r.headline)
+        rows[0].seconds = rows[0].base_seconds = first.base_seconds
     return rows
 
 

@@ -127,16 +127,17 @@ def run_mobile(args: argparse.Namespace) -> int:
     from sd.bench.mobile import measure, plot, sd_scale_rows, table, tiny_scale_rows
 
     args.out.mkdir(parents=True, exist_ok=True)
-    header = (f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, random weights; latency: "
-              f"median of {args.repeats} rounds for the full presets, {args.ablation_repeats} for one-change rows, "
-              "each row interleaved with the standard UNet")  # fmt: skip
+    header = f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, random weights; latency: " + (
+        f"median of {args.repeats} rounds for the full presets, {args.ablation_repeats} for one-change rows, "
+        "each row interleaved with the standard UNet" if args.repeats > 0 else "not measured (--repeats 0)"
+    )
     print(header)
     scales, sections = {}, [header]
     if args.scale in ("sd", "both"):
-        rows = measure(sd_scale_rows(), 2, 64, args.repeats, calls=1, ablation_repeats=args.ablation_repeats)
+        rows = measure(sd_scale_rows(), 2, 64, args.repeats, 1, args.ablation_repeats, latency=args.repeats > 0)
         scales["SD 1.5 scale, batch 2, 64x64 latents"] = rows
     if args.scale in ("tiny", "both"):
-        rows = measure(tiny_scale_rows(), 2, 8, args.repeats, calls=20, ablation_repeats=args.ablation_repeats)
+        rows = measure(tiny_scale_rows(), 2, 8, args.repeats, 20, args.ablation_repeats, latency=args.repeats > 0)
         scales["tiny scale, batch 2, 8x8 latents (mean of 20 calls)"] = rows
     for title, rows in scales.items():
         sections.append(table(rows, title))
