@@ -2,7 +2,8 @@
 
 Two flavours are used by Stable Diffusion:
 - GEGLU (Shazeer 2020, "GLU Variants Improve Transformer"): FF(x) = W2 (GELU(x W) * x V), with W and
-  V fused into one projection `net.0.proj`; the UNet's transformer blocks use it.
+  V fused into one projection `net.0.proj`; the UNet's transformer blocks use it. With a Swish (SiLU)
+  gate it is SwiGLU, which MobileDiffusion uses (cheaper than GELU on mobile hardware).
 - quick-GELU MLP (OpenAI CLIP): fc2(quick_gelu(fc1(x))), with quick_gelu(x) = x * sigmoid(1.702 x).
 """
 
@@ -18,31 +19,35 @@ def quick_gelu(x: torch.Tensor) -> torch.Tensor:
     return x * torch.sigmoid(1.702 * x)
 
 
-class GEGLU(nn.Module):
-    """Gated GELU: one projection to twice the width, half of it gating the other half."""
+ACTIVATIONS = {"quick_gelu": quick_gelu, "gelu": F.gelu, "silu": F.silu, "relu": F.relu}  # relu: Vaswani et al.'s FFN
 
-    def __init__(self, dim_in: int, dim_out: int) -> None:
+
+class GEGLU(nn.Module):
+    """Gated GELU: one projection to twice the width, half of it gating the other half (`act`: the gate)."""
+
+    def __init__(self, dim_in: int, dim_out: int, act: str = "gelu") -> None:
         super().__init__()
         self.proj = nn.Linear(dim_in, dim_out * 2)
+        self.act = ACTIVATIONS[act]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, gate = self.proj(x).chunk(2, dim=-1)  # (B, N, C) -> 2 x (B, N, 4C)
-        return x * F.gelu(gate)  # (B, N, 4C)
+        return x * self.act(gate)  # (B, N, 4C)
 
 
 class FeedForward(nn.Module):
-    """ldm's FeedForward with GEGLU; keys `net.0.proj`, `net.2` as in SD checkpoints."""
+    """ldm's FeedForward with GEGLU; keys `net.0.proj`, `net.2` as in SD checkpoints.
 
-    def __init__(self, dim: int, mult: int = 4) -> None:
+    SD: mult 4 (the gated projection is 8x the width), GELU gate; MobileDiffusion: mult 3 (6x), Swish gate.
+    """
+
+    def __init__(self, dim: int, mult: int = 4, act: str = "gelu") -> None:
         super().__init__()
         inner = dim * mult
-        self.net = nn.Sequential(GEGLU(dim, inner), nn.Dropout(0.0), nn.Linear(inner, dim))
+        self.net = nn.Sequential(GEGLU(dim, inner, act), nn.Dropout(0.0), nn.Linear(inner, dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)  # (B, N, C) -> (B, N, 4C) -> (B, N, C)
-
-
-ACTIVATIONS = {"quick_gelu": quick_gelu, "gelu": F.gelu, "relu": F.relu}  # relu: Vaswani et al.'s FFN
 
 
 class CLIPMLP(nn.Module):

@@ -3,9 +3,12 @@
 The feature map is flattened into H*W tokens; each token self-attends to the others, then
 cross-attends to the text encoder's 77 hidden states, then goes through a GEGLU feed-forward.
 Names follow SD checkpoints: `norm`, `proj_in`, `transformer_blocks.0.{attn1,attn2,ff,norm1..3}`, `proj_out`.
+`BlockOptions` holds MobileDiffusion's switches; its defaults are SD's block.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from einops import rearrange
@@ -15,20 +18,36 @@ from transformer.attention import CrossAttention
 from transformer.feed_forward import FeedForward
 
 
-class BasicTransformerBlock(nn.Module):
-    """Pre-LN: x += self-attn(LN x); x += cross-attn(LN x, text); x += GEGLU-FF(LN x)."""
+@dataclass(frozen=True)
+class BlockOptions:
+    self_attention: bool = True  # False: cross-attention only (MobileDiffusion at the highest resolution)
+    shared_kv: bool = False  # one K/V projection in self-attention
+    attention: str = "softmax"  # or "relu"
+    ff_mult: int = 4
+    ff_activation: str = "gelu"
 
-    def __init__(self, dim: int, heads: int, dim_head: int, context_dim: int) -> None:
+
+class BasicTransformerBlock(nn.Module):
+    """Pre-LN: x += self-attn(LN x); x += cross-attn(LN x, text); x += GEGLU-FF(LN x).
+
+    Without self-attention, `attn1` and `norm1` are absent (no keys) and the first line is skipped.
+    """
+
+    def __init__(self, dim: int, heads: int, dim_head: int, context_dim: int, opts: BlockOptions = BlockOptions()):
         super().__init__()
-        self.attn1 = CrossAttention(dim, None, heads, dim_head)  # self-attention over pixels
-        self.ff = FeedForward(dim, mult=4)
-        self.attn2 = CrossAttention(dim, context_dim, heads, dim_head)  # pixels attend to text
-        self.norm1 = nn.LayerNorm(dim)
+        self.self_attention = opts.self_attention
+        if opts.self_attention:  # self-attention over pixels
+            self.attn1 = CrossAttention(dim, None, heads, dim_head, opts.shared_kv, opts.attention)
+        self.ff = FeedForward(dim, opts.ff_mult, opts.ff_activation)
+        self.attn2 = CrossAttention(dim, context_dim, heads, dim_head, kind=opts.attention)  # pixels attend to text
+        if opts.self_attention:
+            self.norm1 = nn.LayerNorm(dim)
         self.norm2 = nn.LayerNorm(dim)
         self.norm3 = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn1(self.norm1(x))  # (B, HW, C)
+        if self.self_attention:
+            x = x + self.attn1(self.norm1(x))  # (B, HW, C)
         x = x + self.attn2(self.norm2(x), context)  # (B, HW, C) x (B, 77, 768) -> (B, HW, C)
         return x + self.ff(self.norm3(x))  # (B, HW, C)
 
@@ -49,6 +68,7 @@ class SpatialTransformer(nn.Module):
         depth: int = 1,
         use_linear: bool = False,
         norm_groups: int = 32,
+        opts: BlockOptions = BlockOptions(),
     ) -> None:
         super().__init__()
         inner = heads * dim_head
@@ -56,7 +76,7 @@ class SpatialTransformer(nn.Module):
         self.norm = nn.GroupNorm(norm_groups, channels, eps=1e-6)
         self.proj_in = nn.Linear(channels, inner) if use_linear else nn.Conv2d(channels, inner, 1)
         self.transformer_blocks = nn.ModuleList(
-            BasicTransformerBlock(inner, heads, dim_head, context_dim) for _ in range(depth)
+            BasicTransformerBlock(inner, heads, dim_head, context_dim, opts) for _ in range(depth)
         )
         self.proj_out = nn.Linear(inner, channels) if use_linear else nn.Conv2d(inner, channels, 1)
 

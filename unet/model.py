@@ -6,7 +6,8 @@ Down path: `input_blocks` halve the resolution level by level (ResBlocks + Spati
 `middle_block` works at the lowest resolution, and `output_blocks` go back up, each first
 concatenating the matching down-path activation (the U-Net skip connections, Ronneberger et al. 2015).
 Attribute names are those of SD checkpoints (`model.diffusion_model.` stripped), so an original
-file loads with a strict `load_state_dict`.
+file loads with a strict `load_state_dict`. The mobile switches of `UNetConfig` (MobileDiffusion) change
+which modules a block holds, never the code path of the SD 1.x configuration.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from transformer.spatial_transformer import SpatialTransformer
+from transformer.spatial_transformer import BlockOptions, SpatialTransformer
 from unet.config import SD15_UNET, UNetConfig
 from unet.resblock import ResBlock
 from unet.sampling import Downsample, Upsample
@@ -47,15 +48,22 @@ class UNetModel(nn.Module):
     def __init__(self, config: UNetConfig = SD15_UNET) -> None:
         super().__init__()
         self.config = config
-        mc, groups, n = config.model_channels, config.norm_groups, config.num_res_blocks
+        mc, groups = config.model_channels, config.norm_groups
         emb_dim = 4 * mc  # 1280 for SD 1.x
 
-        def transformer(ch: int) -> SpatialTransformer:
+        def transformer(ch: int, level: int) -> SpatialTransformer:
             heads, dim_head = config.heads_at(ch)
-            return SpatialTransformer(
-                ch, heads, dim_head, config.context_dim, config.transformer_depth,
-                config.use_linear_in_transformer, groups,
+            opts = BlockOptions(
+                config.has_self_attention(level), config.shared_kv, config.attention, config.ff_mult,
+                config.ff_activation,
             )  # fmt: skip
+            return SpatialTransformer(
+                ch, heads, dim_head, config.context_dim, config.depth_at(level),
+                config.use_linear_in_transformer, groups, opts,
+            )  # fmt: skip
+
+        def resblock(ch: int, out: int, level: int) -> ResBlock:
+            return ResBlock(ch, emb_dim, out, groups, separable=level in config.separable_levels)
 
         self.time_embed = nn.Sequential(nn.Linear(mc, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
 
@@ -66,11 +74,11 @@ class UNetModel(nn.Module):
         ch = mc
         last_level = len(config.channel_mult) - 1
         for level, mult in enumerate(config.channel_mult):
-            for _ in range(n):
-                layers: list[nn.Module] = [ResBlock(ch, emb_dim, mult * mc, groups)]
+            for _ in range(config.res_blocks_at(level)):
+                layers: list[nn.Module] = [resblock(ch, mult * mc, level)]
                 ch = mult * mc
                 if config.has_attention(level):
-                    layers.append(transformer(ch))
+                    layers.append(transformer(ch, level))
                 self.input_blocks.append(TimestepEmbedSequential(*layers))
                 skip_channels.append(ch)
             if level != last_level:
@@ -78,16 +86,17 @@ class UNetModel(nn.Module):
                 skip_channels.append(ch)
 
         self.middle_block = TimestepEmbedSequential(
-            ResBlock(ch, emb_dim, ch, groups), transformer(ch), ResBlock(ch, emb_dim, ch, groups)
+            resblock(ch, ch, last_level), transformer(ch, last_level), resblock(ch, ch, last_level)
         )
 
         self.output_blocks = nn.ModuleList()
         for level, mult in reversed(list(enumerate(config.channel_mult))):
+            n = config.res_blocks_at(level)
             for i in range(n + 1):
-                layers = [ResBlock(ch + skip_channels.pop(), emb_dim, mult * mc, groups)]
+                layers = [resblock(ch + skip_channels.pop(), mult * mc, level)]
                 ch = mult * mc
                 if config.has_attention(level):
-                    layers.append(transformer(ch))
+                    layers.append(transformer(ch, level))
                 if level and i == n:
                     layers.append(Upsample(ch))
                 self.output_blocks.append(TimestepEmbedSequential(*layers))

@@ -3,7 +3,9 @@
 unet, txt2img and memory (and `all`, which is those three) use random SD 1.5-size weights (no real
 checkpoint exists on these machines). `gif` runs only when asked: it needs a trained model (--checkpoint)
 and compares our GIF driver with a naive per-frame diffusers loop on it. Medians of interleaved runs
-and our/diffusers ratios; a ratio below 1 means we are faster.
+and our/diffusers ratios; a ratio below 1 means we are faster. `mobile` (also only when asked) compares
+the mobile UNet with the standard one at SD 1.5 and at the tiny model's scale, one change at a time,
+and writes markdown tables and a plot to --out.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "bench", help="benchmark our SD 1.5 stack against diffusers", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    parser.add_argument("what", nargs="?", choices=["unet", "txt2img", "memory", "all", "gif", "prune"], default="all")
+    parser.add_argument("what", nargs="?", choices=["unet", "txt2img", "memory", "all", "gif", "prune", "mobile"],
+                        default="all")  # fmt: skip
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds per side (default 3), after a warm-up")
     parser.add_argument("--steps", type=int, default=4, help="txt2img denoising steps (default 4)")
     parser.add_argument("--size", type=int, default=512, help="txt2img image side in pixels (default 512)")
@@ -34,9 +37,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--pruned", help="prune: the pruned checkpoint (`python -m sd prune apply`)")
     parser.add_argument("--recovered", help="prune: the pruned + recovered checkpoint (`python -m sd prune recover`)")
     parser.add_argument("--samples", type=int, default=100, help="prune: adherence prompts, held-in and held-out")
-    parser.add_argument("--scale", choices=["tiny", "sd", "both"], default="tiny",
-                        help="prune: the small model, the SD 1.5-size UNet (run under flock), or both")
-    parser.add_argument("--out", default=None, help="prune: folder to write the tables to (markdown)")
+    parser.add_argument("--scale", choices=["tiny", "sd", "both"], default=None,
+                        help="prune, mobile: the small model, SD 1.5 size (run under flock), or both "
+                        "(default: tiny for prune, both for mobile)")  # fmt: skip
+    parser.add_argument("--out", type=Path, default=None,
+                        help="prune, mobile: folder for the tables (markdown) and plots (default for mobile: "
+                        "outputs/bench/mobile)")  # fmt: skip
+    parser.add_argument("--ablation-repeats", type=int, default=1,
+                        help="mobile: timed rounds per one-change row (full presets: --repeats)")  # fmt: skip
     parser.set_defaults(func=run)
 
 
@@ -44,7 +52,15 @@ def run(args: argparse.Namespace) -> int:
     if args.what == "prune":
         from sd.bench.prune_cli import run_prune
 
+        args.scale = args.scale or "tiny"
         return run_prune(args)
+    if args.what == "mobile":
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        args.scale = args.scale or "both"
+        args.out = args.out or Path("outputs/bench/mobile")
+        return run_mobile(args)
+
     from sd.bench.random_checkpoint import random_sd15
     from sd.bench.reference import require_references
 
@@ -117,4 +133,33 @@ def run_gif(args: argparse.Namespace) -> int:
     print(f"ours end to end (model load {r['load_s']:.2f} s + animate with sharing, first run in this process): "
           f"{r['end_to_end_s']:.2f} s, {verdict} the {r['budget_s']:.0f} s budget (set for 24 frames at 64x64 on 2 "
           f"CPU cores; this run: {this_run})")  # fmt: skip
+    return 0
+
+
+def run_mobile(args: argparse.Namespace) -> int:
+    from sd.atomic_output import atomic_output
+    from sd.bench.mobile import measure, plot, sd_scale_rows, table, tiny_scale_rows
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    header = f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, random weights; latency: " + (
+        f"median of {args.repeats} rounds for the full presets, {args.ablation_repeats} for one-change rows, "
+        "each row interleaved with the standard UNet" if args.repeats > 0 else "not measured (--repeats 0)"
+    )
+    print(header)
+    scales, sections = {}, [header]
+    if args.scale in ("sd", "both"):
+        rows = measure(sd_scale_rows(), 2, 64, args.repeats, 1, args.ablation_repeats, latency=args.repeats > 0)
+        scales["SD 1.5 scale, batch 2, 64x64 latents"] = rows
+    if args.scale in ("tiny", "both"):
+        rows = measure(tiny_scale_rows(), 2, 8, args.repeats, 20, args.ablation_repeats, latency=args.repeats > 0)
+        scales["tiny scale, batch 2, 8x8 latents (mean of 20 calls)"] = rows
+    for title, rows in scales.items():
+        sections.append(table(rows, title))
+        print("\n" + sections[-1])
+    with atomic_output(args.out / "mobile.md", overwrite=True) as tmp:
+        tmp.write_text("\n\n".join(sections) + "\n")
+    with atomic_output(args.out / "mobile.png", overwrite=True) as tmp:
+        plot(scales, tmp.with_suffix(".png"))
+        tmp.with_suffix(".png").rename(tmp)
+    print(f"\nwrote {args.out / 'mobile.md'} and {args.out / 'mobile.png'}")
     return 0

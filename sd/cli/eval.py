@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from sd.atomic_output import atomic_output
+from sd.cli.model_option import add_model_option, apply_model_option
 from sd.errors import UserError
 from sd.paths import CLASSIFIER_PATH, DEFAULT_CHECKPOINT
 from sd.samplers import SAMPLERS
@@ -27,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "them with the attribute classifier, and report how often each attribute matches the prompt.",
     )
     parser.add_argument("--checkpoint", help=f"the model to evaluate (default {DEFAULT_CHECKPOINT.name})")
+    add_model_option(parser)
     parser.add_argument("--samples", type=int, default=400, help="held-in prompts/images (default 400)")
     parser.add_argument("--held-out-samples", type=int, default=400, help="held-out prompts/images (default 400)")
     parser.add_argument("--steps", type=int, default=25, help="denoising steps (default 25)")
@@ -92,6 +94,7 @@ def grid_cells(result: dict, count: int) -> list:
 
 def run(args: argparse.Namespace) -> int:
     grid_path, json_path = validate(args)
+    apply_model_option(args)
     path = checkpoint_path(args.checkpoint)
 
     from sd.eval.adherence import evaluate_adherence, markdown_table

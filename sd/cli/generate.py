@@ -8,6 +8,7 @@ from pathlib import Path
 from PIL.PngImagePlugin import PngInfo
 
 from sd.atomic_output import atomic_output
+from sd.cli.model_option import add_model_option, apply_model_option
 from sd.errors import UserError
 from sd.images import load_image
 from sd.loading.checkpoint import DTYPES, load_checkpoint
@@ -39,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default = DEFAULT_CHECKPOINT.name
         parser.add_argument("--checkpoint", help=f"an SD 1.x/2.x file or diffusers folder (default: weights/{default})")
         parser.add_argument("--prediction-type", choices=PREDICTION_TYPES, help=PREDICTION_HELP)
+        add_model_option(parser)
         parser.add_argument("--out", default="outputs/image.png", help="PNG path; a batch writes NAME_0000.png, ...")
         parser.add_argument("--negative", default="", help="negative prompt (what guidance steers away from)")
         parser.add_argument("--seed", type=int, default=0, help="seed of the first image (default 0)")
@@ -71,6 +73,7 @@ def output_paths(out: Path, batch: int) -> list[Path]:
 
 def validate(args: argparse.Namespace) -> list[Path]:
     """Every check that needs no model, so a typo fails in a second rather than after loading."""
+    apply_model_option(args)
     if args.checkpoint is None:
         if not DEFAULT_CHECKPOINT.exists():
             raise UserError(f"{DEFAULT_CHECKPOINT} is missing; pass --checkpoint (an SD file or diffusers folder)")

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from sd.cli.generate import PREDICTION_HELP
+from sd.cli.model_option import add_model_option, apply_model_option
 from sd.errors import UserError
 from sd.gif.animate import DEFAULT_CACHE, animate
 from sd.gif.easing import EASINGS
@@ -47,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="output .gif, .mp4, or a folder for PNG frames (default outputs/animation.gif)")
     p.add_argument("--checkpoint", help=f"an SD 1.x/2.x file or diffusers folder (default {DEFAULT_CHECKPOINT.name})")
     p.add_argument("--prediction-type", choices=PREDICTION_TYPES, help=PREDICTION_HELP)
+    add_model_option(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help=f"frame cache (default {DEFAULT_CACHE})")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the frame cache")
@@ -141,6 +143,7 @@ def video_info(path: str) -> tuple[int, float]:
 
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
+    apply_model_option(args)
     keyframes, settings, recorded_out, recorded_checkpoint = keyframes_and_settings(args)
     out = Path(args.out or recorded_out or "outputs/animation.gif")
     checkpoint = args.checkpoint or (recorded_checkpoint or {}).get("path") or DEFAULT_CHECKPOINT

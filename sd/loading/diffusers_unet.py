@@ -73,6 +73,8 @@ def unet_from_diffusers(state_dict: dict[str, torch.Tensor], config: UNetConfig)
 
 def unet_config_to_diffusers(config: UNetConfig) -> dict:
     """A diffusers `unet/config.json` for this config."""
+    if config.is_mobile:
+        raise UserError("a mobile UNet (MobileDiffusion switches) has no diffusers equivalent; save a single file")
     levels = range(len(config.channel_mult))
     widths = [config.model_channels * m for m in config.channel_mult]
     heads = [config.heads_at(w)[0] for w in widths]

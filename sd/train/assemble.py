@@ -4,7 +4,9 @@
         --out weights/tiny-shapes.safetensors
 
 Weights are stored in fp16 (half the size; `load_checkpoint` converts to the dtype asked for) with the
-configs in the file's metadata, so it loads like any SD 1.x checkpoint and exports to diffusers.
+configs in the file's metadata, so it loads like any SD 1.x checkpoint and exports to diffusers. A
+mobile UNet (`--unet mobile-tiny` in stage 2) is read from the state's stored config; its file loads with
+the same strict `load_checkpoint` (its config is in the metadata), named after the output file.
 """
 
 from __future__ import annotations
@@ -15,19 +17,24 @@ from pathlib import Path
 import torch
 
 from sd.loading.checkpoint import Checkpoint
+from sd.loading.config_json import config_from_dict, config_to_dict
 from sd.loading.original import save_original
 from sd.schedule import SD15_SCHEDULE
 from sd.train.state import load_state
 from sd.train.text_to_image import TextToImage
 from sd.train.vae_file import load_vae
 from transformer.clip_tokenizer import default_tokenizer
+from unet.config import TINY_UNET, UNetConfig
 
 
-def assemble(vae_path: Path, t2i_state: Path, use_ema: bool = True, dtype: torch.dtype = torch.float16) -> Checkpoint:
+def assemble(
+    vae_path: Path, t2i_state: Path, use_ema: bool = True, dtype: torch.dtype = torch.float16, name: str = "tiny-shapes"
+) -> Checkpoint:
     state = load_state(t2i_state)
     if state is None:
         raise FileNotFoundError(f"{t2i_state}: no training state")
-    model = TextToImage()
+    unet_config = config_from_dict(UNetConfig, state.get("unet_config", config_to_dict(TINY_UNET)), str(t2i_state))
+    model = TextToImage(unet_config)
     model.load_state_dict(state["ema" if use_ema else "model"])
     return Checkpoint(
         tokenizer=default_tokenizer(),
@@ -35,7 +42,7 @@ def assemble(vae_path: Path, t2i_state: Path, use_ema: bool = True, dtype: torch
         vae=load_vae(vae_path).to(dtype),
         unet=model.unet.to(dtype).eval(),
         schedule=SD15_SCHEDULE,
-        name="tiny-shapes",
+        name=name,
     )
 
 
@@ -48,7 +55,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=Path("weights/tiny-shapes.safetensors"))
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)
-    path = save_original(assemble(args.vae, args.t2i, use_ema=not args.raw), args.out, overwrite=args.overwrite)
+    checkpoint = assemble(args.vae, args.t2i, use_ema=not args.raw, name=args.out.stem)
+    path = save_original(checkpoint, args.out, overwrite=args.overwrite)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
 
 

@@ -14,11 +14,16 @@ classifier-free guidance needs at sampling time.
 Latents are encoded once (mean and std of q(z|x)) and a fresh z_0 is sampled from them every step. All
 randomness of a step is drawn for the global batch and then split across ranks, so N ranks compute
 exactly what one process does. Re-running the same command resumes from `--out`/state.pt.
+
+`--unet mobile-tiny` trains the MobileDiffusion-style UNet with the same data, schedule and budget.
+`--init CKPT --attention relu` fine-tunes a trained (softmax) model with ReLU attention instead, as
+MobileDiffusion converts its model (the weights carry over: ReLU attention has no parameters of its own).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +33,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sd.data.dataset import generate
+from sd.errors import UserError
+from sd.loading.checkpoint import load_checkpoint
+from sd.loading.config_json import config_from_dict, config_to_dict
 from sd.schedule import SD15_SCHEDULE
 from sd.train.curves import plot_curves
 from sd.train.distributed import Dist, check_ranks_identical, cleanup, setup, wrap
@@ -37,7 +45,7 @@ from sd.train.state import load_state, save_state
 from sd.train.vae_file import load_vae
 from transformer.clip_text import TINY_TEXT, CLIPTextModel
 from transformer.clip_tokenizer import default_tokenizer
-from unet.config import TINY_UNET
+from unet.config import TINY_UNET, UNET_PRESETS, UNetConfig
 from unet.model import UNetModel
 from vae.autoencoder import AutoencoderKL
 
@@ -45,10 +53,10 @@ from vae.autoencoder import AutoencoderKL
 class TextToImage(nn.Module):
     """The two trained parts as one module, so one optimizer, one DDP wrapper and one EMA cover both."""
 
-    def __init__(self) -> None:
+    def __init__(self, unet_config: UNetConfig = TINY_UNET) -> None:
         super().__init__()
         self.text_encoder = CLIPTextModel(TINY_TEXT)
-        self.unet = UNetModel(TINY_UNET)
+        self.unet = UNetModel(unet_config)
 
     def forward(self, ids: torch.Tensor, z_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.unet(z_t, t, self.text_encoder(ids))  # (B, 77) ids, (B, 4, 8, 8) -> eps (B, 4, 8, 8)
@@ -70,7 +78,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-every", type=int, default=250)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--unet", choices=["tiny", "mobile-tiny"], default="tiny", help="UNet configuration")
+    p.add_argument("--attention", choices=["softmax", "relu"], default=None,
+                   help="override the UNet's attention (relu: ReLU(QK^T/sqrt(d))/L)")  # fmt: skip
+    p.add_argument("--init", type=Path, default=None,
+                   help="start from this trained checkpoint's text encoder and UNet (fine-tuning)")  # fmt: skip
     return p.parse_args(argv)
+
+
+def unet_config(args: argparse.Namespace) -> UNetConfig:
+    config = UNET_PRESETS[args.unet]
+    if args.init is not None:  # fine-tuning keeps the architecture of the file it starts from
+        config = load_checkpoint(args.init, dtype="fp32").unet.config
+    return dataclasses.replace(config, attention=args.attention) if args.attention else config
+
+
+def initial_weights(model: TextToImage, path: Path) -> None:
+    """Copy a trained checkpoint's text encoder and UNet into `model` (strict: same shapes, same keys)."""
+    ckpt = load_checkpoint(path, dtype="fp32")
+    model.text_encoder.load_state_dict(ckpt.text_encoder.state_dict())
+    model.unet.load_state_dict(ckpt.unet.state_dict())
 
 
 @torch.no_grad()
@@ -115,13 +142,19 @@ def train(args: argparse.Namespace) -> dict:
     empty_ids = tokenizer([""])  # (1, 77)
     val = batch_for_step(args, -1, len(data), empty_ids, ids, mean, std, vae.config.scaling_factor)
 
-    model = TextToImage().to(d.device).train()
+    config = unet_config(args)
+    model = TextToImage(config).to(d.device).train()
+    if args.init is not None:
+        initial_weights(model, args.init)
     ema = EMA(model, args.ema_decay)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     history: dict[str, list] = {"train": [], "val": [], "val_ema": []}
     start = 0
     state = load_state(args.out / "state.pt")
     if state is not None:
+        saved = config_from_dict(UNetConfig, state.get("unet_config", config_to_dict(TINY_UNET)), "state.pt")
+        if saved != config:
+            raise UserError(f"{args.out / 'state.pt'}: was trained with another UNet ({saved}); use another --out")
         model.load_state_dict(state["model"])
         ema.model.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
@@ -152,7 +185,8 @@ def train(args: argparse.Namespace) -> dict:
                 history["val_ema"].append((step + 1, diffusion_loss(ema.model, *val_on, alphas_cumprod).item()))
             save_state(args.out / "state.pt",
                        {"model": model.state_dict(), "ema": ema.model.state_dict(),
-                        "optimizer": optimizer.state_dict(), "history": history, "step": step + 1})  # fmt: skip
+                        "optimizer": optimizer.state_dict(), "history": history, "step": step + 1,
+                        "unet_config": config_to_dict(config)})  # fmt: skip
             plot_curves(history, args.out / "loss.png", "text encoder + UNet: denoising MSE")
     check_ranks_identical(model, d)
     cleanup(d)
