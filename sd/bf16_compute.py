@@ -54,7 +54,7 @@ def cpu_has_bf16_matmul() -> bool:
 
 
 def resolve_mode(mode: str, device: str | torch.device = "cpu") -> str:
-    """"native" or "fp32": what `mode` means on `device` (auto: native where bf16 matmuls are hardware)."""
+    """What `mode` means on `device`: "native" or "fp32" (auto: native where bf16 matmuls are hardware)."""
     if mode not in MODES:
         raise UserError(f"unknown bf16 compute mode {mode!r}; choose one of {', '.join(MODES)}")
     if mode != "auto":
@@ -128,7 +128,7 @@ def set_bf16_compute(modules: nn.Module | Iterable[nn.Module], mode: str, device
 
 
 def bf16_compute_of(module: nn.Module) -> str | None:
-    """"fp32" if `module` has bf16 parts computing in fp32, "native" if it has bf16 parts, else None."""
+    """How `module`'s bf16 parts compute: "fp32" (upcast per layer) or "native"; None if it has none."""
     parts = [m for m in module.modules() if _bf16_tensors(m)]
     if not parts:
         return None
