@@ -1,12 +1,18 @@
 """bf16 weights computing in fp32: fp32 arithmetic on bf16-rounded weights, bf16 memory, LoRA-safe, auto mode."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+from PIL import Image
 
 import sd.bf16_compute as bf16_compute
 from sd.bf16_compute import bf16_compute_of, compute_dtype, resolve_mode, set_bf16_compute
 from sd.errors import UserError
-from sd.loading.checkpoint import Checkpoint
+from sd.loading.checkpoint import Checkpoint, load_checkpoint
+from sd.loading.original import save_original
 from sd.loading.strict_load import strict_load
 from sd.lora.adapter import Lora
 from sd.lora.stack import LoraStack
@@ -14,6 +20,8 @@ from sd.pipeline import StableDiffusionPipeline
 from tests.sd.lora.random_lora import random_lora
 from tests.sd.lora.test_formats import KINDS
 from tests.tiny_checkpoint import tiny_checkpoint
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def in_dtype(checkpoint: Checkpoint, dtype: torch.dtype, round_to_bf16: bool = False) -> Checkpoint:
@@ -118,3 +126,18 @@ def test_mode_selection(fp32, monkeypatch):
     assert unet_output(unet, torch.bfloat16).isfinite().all()
     assert set_bf16_compute(fp32.unet, "fp32") is None  # nothing in bf16: nothing to do
     assert not any(m._forward_pre_hooks for m in fp32.unet.modules())
+
+
+def test_bf16_file_stays_mapped_and_the_cli_records_the_mode(fp32, tmp_path):
+    path = save_original(in_dtype(fp32, torch.bfloat16), tmp_path / "tiny-bf16.safetensors")
+    checkpoint = load_checkpoint(path, "bf16")
+    pipe = StableDiffusionPipeline(checkpoint, bf16_compute="fp32")
+    pipe.txt2img("a red circle", steps=1, width=32, height=32, progress=False)
+    weight = checkpoint.unet.input_blocks[0][0].weight
+    assert weight.dtype == torch.bfloat16 and not weight.untyped_storage().resizable()  # still the file's mmap
+    out = tmp_path / "x.png"
+    options = ["--dtype", "bf16", "--bf16-compute", "fp32", "--steps", "1", "--width", "32", "--height", "32"]
+    command = [sys.executable, "-m", "sd", "txt2img", "a red circle", "--checkpoint", str(path), "--out", str(out)]
+    result = subprocess.run(command + options, capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert Image.open(out).text["bf16_compute"] == "fp32" and Image.open(out).text["dtype"] == "bf16"
