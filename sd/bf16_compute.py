@@ -73,6 +73,41 @@ def _bf16_tensors(module: nn.Module) -> list[tuple[dict, str]]:
     ]
 
 
+class _Workspace:
+    """One growing fp32 buffer per device that every layer's upcast weights borrow in turn (inference only).
+
+    A fresh `.float()` of each weight maps new pages from the OS at every call (SD's big weights are far over
+    malloc's mmap threshold), and faulting them in costs about as much as the copy itself; a reused, warm
+    buffer saves that (measured: 0.49 s instead of 0.76 s for 196M parameters on 2 busy cores). Borrowing is
+    a stack (a module nested in another bumps the offset), and autograd gets fresh copies instead, because
+    backward needs the weights after the buffer has moved on.
+    """
+
+    def __init__(self) -> None:
+        self.buffers: dict[torch.device, torch.Tensor] = {}
+        self.used = 0
+
+    def upcast(self, t: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            return t.float()
+        end = self.used + t.numel()
+        buffer = self.buffers.get(t.device)
+        if buffer is None or buffer.numel() < end:
+            if self.used:  # a borrowed part is still in use: do not move it
+                return t.float()
+            buffer = self.buffers[t.device] = torch.empty(end, device=t.device)
+        self.used = end
+        return buffer[end - t.numel() : end].view(t.shape).copy_(t)
+
+    def give_back(self, t: torch.Tensor) -> None:
+        buffer = self.buffers.get(t.device)
+        if buffer is not None and t.untyped_storage().data_ptr() == buffer.untyped_storage().data_ptr():
+            self.used -= t.numel()
+
+
+_WORKSPACE = _Workspace()
+
+
 def _upcast(value):
     return value.float() if isinstance(value, torch.Tensor) and value.dtype == torch.bfloat16 else value
 
@@ -92,12 +127,13 @@ class _Upcast:
         for store, name in _bf16_tensors(module):
             original = store[name]
             swapped.append((store, name, original))
-            store[name] = original.float()  # differentiable: training still reaches the bf16 parameter
+            store[name] = _WORKSPACE.upcast(original)  # with grad: a fresh copy, through which training trains
         self.saved.append(swapped)
         return tuple(_upcast(a) for a in args), {k: _upcast(v) for k, v in kwargs.items()}
 
     def after(self, module: nn.Module, args: tuple, output):
-        for store, name, original in self.saved.pop():
+        for store, name, original in reversed(self.saved.pop()):
+            _WORKSPACE.give_back(store[name])
             store[name] = original
         return None
 
