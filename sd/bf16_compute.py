@@ -83,26 +83,31 @@ class _Workspace:
     backward needs the weights after the buffer has moved on.
     """
 
+    ALIGN = 16  # elements: each borrowed part starts 64-byte aligned, as a fresh allocation would
+
     def __init__(self) -> None:
         self.buffers: dict[torch.device, torch.Tensor] = {}
+        self.starts: list[int] = []  # the borrowed parts' offsets, innermost last
         self.used = 0
 
     def upcast(self, t: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled():
             return t.float()
-        end = self.used + t.numel()
+        start = -(-self.used // self.ALIGN) * self.ALIGN
+        end = start + t.numel()
         buffer = self.buffers.get(t.device)
         if buffer is None or buffer.numel() < end:
             if self.used:  # a borrowed part is still in use: do not move it
                 return t.float()
             buffer = self.buffers[t.device] = torch.empty(end, device=t.device)
+        self.starts.append(self.used)
         self.used = end
-        return buffer[end - t.numel() : end].view(t.shape).copy_(t)
+        return buffer[start:end].view(t.shape).copy_(t)
 
     def give_back(self, t: torch.Tensor) -> None:
         buffer = self.buffers.get(t.device)
         if buffer is not None and t.untyped_storage().data_ptr() == buffer.untyped_storage().data_ptr():
-            self.used -= t.numel()
+            self.used = self.starts.pop()
 
 
 _WORKSPACE = _Workspace()
