@@ -141,3 +141,15 @@ def test_bf16_file_stays_mapped_and_the_cli_records_the_mode(fp32, tmp_path):
     result = subprocess.run(command + options, capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr
     assert Image.open(out).text["bf16_compute"] == "fp32" and Image.open(out).text["dtype"] == "bf16"
+
+
+def test_training_reaches_the_bf16_weights():
+    """With autograd on, each upcast is a fresh differentiable copy (the shared workspace is inference only)."""
+    layer = torch.nn.Linear(4, 3).to(torch.bfloat16)
+    set_bf16_compute(layer, "fp32")
+    x = torch.randn(2, 4)
+    y = layer(x)  # (2, 4) -> (2, 3), in fp32
+    y.sum().backward()
+    assert y.dtype == torch.float32 and layer.weight.grad.dtype == torch.bfloat16
+    expected = x.sum(0).expand(3, 4).to(torch.bfloat16)  # d sum(W x + b) / dW = sum over the batch of x
+    assert torch.equal(layer.weight.grad, expected)
