@@ -52,9 +52,16 @@ def time_unet(checkpoint: Checkpoint, dtype: torch.dtype, batch: int, size: int,
 
 
 def upcast_seconds(checkpoint: Checkpoint, repeats: int = 3) -> float:
-    """What fp32 compute adds to a bf16 UNet call: one bf16 -> fp32 copy of every weight."""
+    """What fp32 compute adds to a bf16 UNet call: one bf16 -> fp32 copy of every weight into the reused
+    workspace (sd/bf16_compute.py), measured alone."""
     weights = [p.to(torch.bfloat16) for p in checkpoint.unet.parameters()]
-    return interleaved_medians({"upcast": lambda: [w.float() for w in weights]}, repeats)["upcast"]
+    buffer = torch.empty(max(w.numel() for w in weights))
+
+    def upcast() -> None:
+        for w in weights:
+            buffer[: w.numel()].view(w.shape).copy_(w)
+
+    return interleaved_medians({"upcast": upcast}, repeats)["upcast"]
 
 
 def bench_unet(checkpoint: Checkpoint, dtypes: list[torch.dtype], batch: int = 2, size: int = 64, repeats: int = 3):

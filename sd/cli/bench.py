@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         print("matmul peak GFLOP/s (4096^2 matmul): " + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()))
         native = "has" if cpu_has_bf16_matmul() else "has no"
         print(f"this CPU {native} bf16 matrix instructions: --bf16-compute auto runs {resolve_mode('auto')}")
-        print(f"fp32 compute's upcast of every UNet weight once: {upcast_seconds(checkpoint):.2f} s a call")
+        print(f"fp32 compute's upcast of every UNet weight, measured alone: {upcast_seconds(checkpoint):.2f} s a call")
 
     if args.what in ("txt2img", "all"):
         from sd.bench.txt2img import bench_txt2img
