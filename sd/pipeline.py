@@ -27,6 +27,7 @@ from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
+from sd.bf16_compute import compute_dtype, set_bf16_compute
 from sd.errors import UserError
 from sd.images import image_to_tensor, tensor_to_images
 from sd.loading.checkpoint import Checkpoint
@@ -51,13 +52,19 @@ def check_size(width: int, height: int) -> None:
 
 
 class StableDiffusionPipeline:
-    def __init__(self, checkpoint: Checkpoint, device: str | torch.device = "cpu", offload: bool = False) -> None:
+    def __init__(
+        self, checkpoint: Checkpoint, device: str | torch.device = "cpu", offload: bool = False,
+        bf16_compute: str = "auto",
+    ) -> None:  # fmt: skip
         """`offload=True` keeps every component on the CPU and moves each to `device` only while it
-        runs (the low-VRAM split optimizedSD made popular); otherwise all live on `device`."""
+        runs (the low-VRAM split optimizedSD made popular); otherwise all live on `device`.
+        `bf16_compute` ("auto", "native" or "fp32"): how bf16 weights compute (sd/bf16_compute.py);
+        `self.bf16_compute` records what runs ("native", "fp32", or None for a model without bf16 weights)."""
         self.checkpoint = checkpoint
         self.device = torch.device(device)
         self.offload = offload
-        self.dtype = next(checkpoint.unet.parameters()).dtype
+        self.bf16_compute = set_bf16_compute(self._modules(), bf16_compute, self.device)
+        self.dtype = compute_dtype(checkpoint.unet)  # the activations' dtype: fp32 under fp32 compute
         if not offload:
             for module in self._modules():
                 module.to(self.device)

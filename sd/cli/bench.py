@@ -74,18 +74,20 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = random_sd15()
 
     if args.what in ("unet", "all"):
-        from sd.bench.unet import bench_unet
+        from sd.bench.unet import bench_unet, upcast_seconds
+        from sd.bf16_compute import cpu_has_bf16_matmul, resolve_mode
 
-        flops, rows = bench_unet(checkpoint, [torch.float32, torch.bfloat16], repeats=args.repeats)
-        print(f"\nUNet, batch 2, 64x64 latents, {flops / 1e9:.0f} GFLOP per call (torch.utils.flop_counter)")
-        print(
-            "| dtype | ours s | diffusers s | ours/diffusers | ours GFLOP/s | diffusers GFLOP/s | matmul peak GFLOP/s |"
-        )
-        print("| --- | --- | --- | --- | --- | --- | --- |")
-        for dtype, ours, ref, ratio, ours_rate, ref_rate, peak in rows:
-            print(
-                f"| {dtype} | {ours:.2f} | {ref:.2f} | {ratio:.2f}x | {ours_rate:.0f} | {ref_rate:.0f} | {peak:.0f} |"
-            )
+        flops, rows, peaks = bench_unet(checkpoint, [torch.float32, torch.bfloat16], repeats=args.repeats)
+        print(f"\nUNet, batch 2, 64x64 latents, {flops / 1e9:.0f} GFLOP per call (torch.utils.flop_counter); "
+              f"medians of {args.repeats} interleaved runs; diffusers always native")  # fmt: skip
+        print("| UNet | ours s | diffusers s | ours/diffusers | ours GFLOP/s | diffusers GFLOP/s |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        for label, ours, ref, ratio, ours_rate, ref_rate in rows:
+            print(f"| {label} | {ours:.2f} | {ref:.2f} | {ratio:.2f}x | {ours_rate:.0f} | {ref_rate:.0f} |")
+        print("matmul peak GFLOP/s (4096^2 matmul): " + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()))
+        native = "has" if cpu_has_bf16_matmul() else "has no"
+        print(f"this CPU {native} bf16 matrix instructions: --bf16-compute auto runs {resolve_mode('auto')}")
+        print(f"fp32 compute's upcast of every UNet weight, measured alone: {upcast_seconds(checkpoint):.2f} s a call")
 
     if args.what in ("txt2img", "all"):
         from sd.bench.txt2img import bench_txt2img

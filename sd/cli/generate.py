@@ -8,6 +8,7 @@ from pathlib import Path
 from PIL.PngImagePlugin import PngInfo
 
 from sd.atomic_output import atomic_output
+from sd.bf16_compute import MODES
 from sd.cli.model_option import add_model_option, apply_model_option
 from sd.errors import UserError
 from sd.images import load_image
@@ -52,6 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument("--height", type=int, help="multiple of 8 (default: the model's native size)")
         parser.add_argument("--batch", type=int, default=1, help="images to generate (default 1)")
         parser.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="fp32, bf16, or fp16 on a GPU")
+        parser.add_argument("--bf16-compute", choices=MODES, default="auto",
+                            help="bf16 weights computing natively or in fp32 (default auto: fp32 on a CPU "
+                            "without bf16 matrix instructions, where native bf16 is several times slower)")
         parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
         parser.add_argument("--offload", action="store_true", help="keep weights on the CPU between uses (low VRAM)")
         parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -96,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     paths = validate(args)
     init = load_image(args.init_image) if args.mode == "img2img" else None
     checkpoint = load_checkpoint(args.checkpoint, args.dtype, args.prediction_type)
-    pipe = StableDiffusionPipeline(checkpoint, device=args.device, offload=args.offload)
+    pipe = StableDiffusionPipeline(checkpoint, device=args.device, offload=args.offload, bf16_compute=args.bf16_compute)
     common = dict(
         negative_prompt=args.negative, seed=args.seed, steps=args.steps, sampler=args.sampler,
         guidance=args.guidance, width=args.width, height=args.height, batch=args.batch, eta=args.eta,
@@ -114,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
             "steps": args.steps, "guidance": args.guidance, "eta": args.eta, "size": f"{image.width}x{image.height}",
             "checkpoint": checkpoint.name, "dtype": args.dtype, "prediction_type": checkpoint.prediction_type,
         }  # fmt: skip
+        if pipe.bf16_compute is not None:
+            settings["bf16_compute"] = pipe.bf16_compute  # what ran: "native" or "fp32"
         if args.lora_specs:
             settings["lora"] = describe(args.lora_specs)
         if init is not None:

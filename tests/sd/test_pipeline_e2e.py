@@ -148,14 +148,15 @@ def test_existing_output_is_never_overwritten_silently(model, tmp_path):
     assert out.read_bytes() == b"precious"
 
 
-def test_bf16_pipeline_runs_and_stays_close_to_fp32(model):
-    """bf16 end to end (samplers integrate in float32, the models run in bf16)."""
+@pytest.mark.parametrize("bf16_compute", ["native", "fp32"])
+def test_bf16_pipeline_runs_and_stays_close_to_fp32(model, bf16_compute):
+    """bf16 end to end (samplers integrate in float32; the models run in bf16, or in fp32 on bf16 weights)."""
     from sd.loading.checkpoint import load_checkpoint
     from sd.pipeline import StableDiffusionPipeline
 
     single_file, _ = model
     images = {
-        dtype: StableDiffusionPipeline(load_checkpoint(single_file, dtype)).txt2img(
+        dtype: StableDiffusionPipeline(load_checkpoint(single_file, dtype), bf16_compute=bf16_compute).txt2img(
             PROMPT, NEGATIVE, seed=1, steps=4, sampler="dpmpp_2m", progress=False
         )[0]
         for dtype in ("fp32", "bf16")
