@@ -64,17 +64,22 @@ def check_output(out: Path, overwrite: bool) -> None:
         raise UserError(f"{out.parent}: no such folder for the output")
 
 
+def verified_sha256(path: str, recorded: str | None, what: str) -> str:
+    """The sha256 of the file at `path`, which must exist and, when a sidecar recorded a hash, be that file."""
+    if not Path(path).is_file():
+        raise UserError(f"{path}: no such {what}")
+    digest = file_sha256(path)
+    if recorded not in (None, digest):
+        raise UserError(f"{path}: not the {what} this run was made with (sha256 differs)")
+    return digest
+
+
 def check_loras(settings: GifSettings) -> list[LoraSpec]:
     """The run's LoRA files, each checked to exist and (when a sidecar recorded it) to be the same file."""
     specs = []
     for entry in settings.loras:
         spec = LoraSpec(entry["path"], float(entry.get("scale", 1.0)))
-        if not Path(spec.path).is_file():
-            raise UserError(f"{spec.path}: no such LoRA file")
-        digest = spec.sha256()
-        if entry.get("sha256") not in (None, digest):
-            raise UserError(f"{spec.path}: not the LoRA this run was made with (sha256 differs)")
-        entry |= {"scale": spec.scale, "sha256": digest}
+        entry |= {"scale": spec.scale, "sha256": verified_sha256(spec.path, entry.get("sha256"), "LoRA")}
         specs.append(spec)
     return specs
 
@@ -82,14 +87,8 @@ def check_loras(settings: GifSettings) -> list[LoraSpec]:
 def check_input_file(settings: GifSettings, name: str, what: str) -> None:
     """The file named by settings.NAME exists and, when a sidecar recorded it, is the same file."""
     path = getattr(settings, name)
-    if path is None:
-        return
-    if not Path(path).is_file():
-        raise UserError(f"{path}: no such {what}")
-    digest = file_sha256(path)
-    if getattr(settings, f"{name}_sha256") not in (None, digest):
-        raise UserError(f"{path}: not the {what} this run was made with (sha256 differs)")
-    setattr(settings, f"{name}_sha256", digest)
+    if path is not None:
+        setattr(settings, f"{name}_sha256", verified_sha256(path, getattr(settings, f"{name}_sha256"), what))
 
 
 def audio_speeds(settings: GifSettings, keyframes: list[Keyframe]) -> list[float] | None:

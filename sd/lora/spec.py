@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,9 +15,6 @@ from sd.lora.adapter import Lora, load_lora
 class LoraSpec:
     path: str
     scale: float = 1.0
-
-    def sha256(self) -> str:
-        return hashlib.sha256(Path(self.path).read_bytes()).hexdigest()
 
 
 def parse_lora_spec(text: str) -> LoraSpec:
