@@ -17,6 +17,7 @@ re-encodes.
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import time
 from pathlib import Path
@@ -133,6 +134,7 @@ def keyframes_and_settings(args: argparse.Namespace):
     return keyframes, GifSettings(**given), None, None
 
 
+@functools.cache  # --frames and --fps may both default from the clip: decode it once
 def video_info(path: str) -> tuple[int, float]:
     """(frame count, fps) of a clip: the defaults of --frames and --fps with --video."""
     from sd.video.reader import read_video
