@@ -9,14 +9,13 @@ so the ratio is robust to a machine whose load drifts; medians after a warm-up.
 
 from __future__ import annotations
 
-import statistics
-import time
 from dataclasses import dataclass, replace
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
+from sd.bench.flops import meta_cost
+from sd.bench.timing import interleaved_medians
 from unet.config import MOBILE_SD_UNET, MOBILE_TINY_UNET, SD15_UNET, TINY_UNET, UNetConfig
 from unet.model import UNetModel
 
@@ -68,20 +67,7 @@ def tiny_scale_rows() -> list[Row]:
 
 def count_cost(config: UNetConfig, batch: int, size: int) -> tuple[int, float]:
     """(parameters, FLOPs of one call), on the meta device: nothing is allocated or computed."""
-    with torch.device("meta"):
-        model = UNetModel(config)
-        x = torch.empty(batch, config.in_channels, size, size)
-        context = torch.empty(batch, 77, config.context_dim)
-        with FlopCounterMode(display=False) as counter:
-            model(x, 500.0, context)
-    return sum(p.numel() for p in model.parameters()), counter.get_total_flops()
-
-
-def _timed(fn, calls: int) -> float:
-    start = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    return (time.perf_counter() - start) / calls
+    return meta_cost(lambda: UNetModel(config), batch, size)
 
 
 def time_pair(base: UNetModel, model: UNetModel, batch: int, size: int, repeats: int, calls: int):
@@ -89,14 +75,11 @@ def time_pair(base: UNetModel, model: UNetModel, batch: int, size: int, repeats:
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch, base.config.in_channels, size, size, generator=gen)
     context = torch.randn(batch, 77, base.config.context_dim, generator=gen)
-    times: dict[str, list[float]] = {"base": [], "model": []}
+    models = {"base": base, "model": model}
     with torch.no_grad():
-        for round_index in range(repeats + 1):
-            for name, m in (("base", base), ("model", model)):
-                seconds = _timed(lambda m=m: m(x, 500.0, context), calls)
-                if round_index:
-                    times[name].append(seconds)
-    return statistics.median(times["base"]), statistics.median(times["model"])
+        runs = {name: (lambda m=m: [m(x, 500.0, context) for _ in range(calls)]) for name, m in models.items()}
+        medians = interleaved_medians(runs, repeats)  # seconds per round of `calls` calls
+    return medians["base"] / calls, medians["model"] / calls
 
 
 def measure(

@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
+from sd.bench.flops import meta_cost
 from sd.bench.timing import interleaved_medians
 from sd.loading.checkpoint import Checkpoint
 from sd.prune.masking import nonzero_params, torch_masked
@@ -34,23 +34,10 @@ class Row:
     note: str = ""
 
 
-def gflops(unet: nn.Module, batch: int, size: int) -> float:
-    """GFLOPs of one UNet call (torch.utils.flop_counter: convolutions, matmuls, attention)."""
-    device = next(unet.parameters()).device
-    config = unet.config
-    x = torch.zeros(batch, config.in_channels, size, size, device=device)
-    context = torch.zeros(batch, 77, config.context_dim, device=device)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        unet(x, 500.0, context)  # one timestep for the batch, as samplers call it
-    return counter.get_total_flops() / 1e9
-
-
 def meta_gflops(config: UNetConfig, plan: PrunePlan | None, batch: int, size: int) -> float:
-    """GFLOPs counted on a weightless (meta) copy with `plan`'s shapes. There attention is counted through
-    its matmuls; on CPU tensors torch's fused attention kernel is not counted, so every row uses meta.
+    """GFLOPs of one call of a weightless (meta) copy with `plan`'s shapes (sd/bench/flops.py says why meta).
     A masked model counts as the dense one (plan None): its masks only add elementwise multiplies."""
-    with torch.device("meta"):
-        return gflops(build_pruned_unet(config, plan), batch, size)
+    return meta_cost(lambda: build_pruned_unet(config, plan), batch, size)[1] / 1e9
 
 
 def unet_calls(models: dict[str, nn.Module], batch: int, size: int, repeats: int) -> dict[str, float]:

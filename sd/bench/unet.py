@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
+from sd.bench.flops import meta_cost
 from sd.bench.reference import reference_unet
 from sd.bench.timing import interleaved_medians, matmul_peak_gflops
 from sd.bf16_compute import set_bf16_compute
@@ -17,14 +17,7 @@ from unet.model import UNetModel
 
 def unet_flops(checkpoint: Checkpoint, batch: int, size: int) -> float:
     """FLOPs of one UNet call, counted on the meta device (no compute)."""
-    config = checkpoint.unet.config
-    with torch.device("meta"):
-        model = UNetModel(config)
-        x = torch.empty(batch, config.in_channels, size, size)
-        context = torch.empty(batch, 77, config.context_dim)
-        with FlopCounterMode(display=False) as counter:
-            model(x, 500, context)  # one shared timestep, as timed (a meta tensor cannot be compared)
-    return counter.get_total_flops()
+    return meta_cost(lambda: UNetModel(checkpoint.unet.config), batch, size)[1]
 
 
 def time_unet(checkpoint: Checkpoint, dtype: torch.dtype, batch: int, size: int, repeats: int) -> dict[str, float]:
