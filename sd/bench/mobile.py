@@ -96,15 +96,14 @@ def measure(
         return rows
     torch.manual_seed(0)
     base = UNetModel(rows[0].config).eval()
-    timed = [row for row in rows if row.headline or ablation_repeats > 0]  # headline rows first
+    timed = [row for row in rows[1:] if row.headline or ablation_repeats > 0]  # not the base against itself
     for row in tqdm(sorted(timed, key=lambda r: not r.headline), desc=f"latency at {size}x{size}", leave=False):
-        model = base if row is rows[0] else UNetModel(row.config).eval()
+        model = UNetModel(row.config).eval()
         rounds = repeats if row.headline else ablation_repeats
         row.base_seconds, row.seconds = time_pair(base, model, batch, size, rounds, calls)
         del model
-    if not rows[0].seconds:  # the standard UNet's own row: its median from the first headline pair
-        first = next(r for r in rows if r.headline)
-        rows[0].seconds = rows[0].base_seconds = first.base_seconds
+    first = next(r for r in rows if r.headline)  # the standard UNet's own row: its median from the first preset's pair
+    rows[0].seconds = rows[0].base_seconds = first.base_seconds
     return rows
 
 

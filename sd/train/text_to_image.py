@@ -15,7 +15,8 @@ Latents are encoded once (mean and std of q(z|x)) and a fresh z_0 is sampled fro
 randomness of a step is drawn for the global batch and then split across ranks, so N ranks compute
 exactly what one process does. Re-running the same command resumes from `--out`/state.pt.
 
-`--unet mobile-tiny` trains the MobileDiffusion-style UNet with the same data, schedule and budget.
+`--unet mobile-tiny` trains the MobileDiffusion-style UNet with the same data, schedule and budget;
+`--set FIELD=VALUE` changes single UNetConfig fields (the one-change ablations of `python -m sd bench mobile`).
 `--init CKPT --attention relu` fine-tunes a trained (softmax) model with ReLU attention instead, as
 MobileDiffusion converts its model (the weights carry over: ReLU attention has no parameters of its own).
 """
@@ -35,11 +36,12 @@ from tqdm.auto import tqdm
 from sd.data.dataset import generate
 from sd.errors import UserError
 from sd.loading.checkpoint import load_checkpoint
-from sd.loading.config_json import config_from_dict, config_to_dict
+from sd.loading.config_json import config_from_dict, config_overrides, config_to_dict
 from sd.schedule import SD15_SCHEDULE
 from sd.train.curves import plot_curves
 from sd.train.distributed import Dist, check_ranks_identical, cleanup, setup, wrap
 from sd.train.ema import EMA
+from sd.train.latent_cache import DEFAULT_CACHE, cache_key, cached_latents
 from sd.train.lr_schedule import warmup_cosine
 from sd.train.state import load_state, save_state
 from sd.train.vae_file import load_vae
@@ -83,6 +85,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="override the UNet's attention (relu: ReLU(QK^T/sqrt(d))/L)")  # fmt: skip
     p.add_argument("--init", type=Path, default=None,
                    help="start from this trained checkpoint's text encoder and UNet (fine-tuning)")  # fmt: skip
+    p.add_argument("--set", dest="unet_set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="change one UNetConfig field of the --unet preset, VALUE as JSON (repeatable), e.g. "
+                   "--set shared_kv=true --set separable_levels=[1] --set ff_activation=silu")  # fmt: skip
+    p.add_argument("--latent-cache", type=Path, default=DEFAULT_CACHE,
+                   help=f"folder of encoded training latents reused across runs (default {DEFAULT_CACHE})")  # fmt: skip
+    p.add_argument("--no-latent-cache", dest="latent_cache", action="store_const", const=None,
+                   help="encode the training images every run")  # fmt: skip
     return p.parse_args(argv)
 
 
@@ -90,6 +99,7 @@ def unet_config(args: argparse.Namespace) -> UNetConfig:
     config = UNET_PRESETS[args.unet]
     if args.init is not None:  # fine-tuning keeps the architecture of the file it starts from
         config = load_checkpoint(args.init, dtype="fp32").unet.config
+    config = dataclasses.replace(config, **config_overrides(UNetConfig, args.unet_set, "--set"))
     return dataclasses.replace(config, attention=args.attention) if args.attention else config
 
 
@@ -137,7 +147,8 @@ def train(args: argparse.Namespace) -> dict:
     vae = load_vae(args.vae).to(d.device)
     tokenizer = default_tokenizer()
     data = generate(args.train_size, args.seed, progress=d.main)
-    mean, std = encode_latents(vae, data.images, d.device)
+    key = cache_key(vae.state_dict(), data.images)
+    mean, std = cached_latents(args.latent_cache, key, lambda: encode_latents(vae, data.images, d.device))
     ids = tokenizer(data.captions)  # (N, 77)
     empty_ids = tokenizer([""])  # (1, 77)
     val = batch_for_step(args, -1, len(data), empty_ids, ids, mean, std, vae.config.scaling_factor)

@@ -52,7 +52,8 @@ def test_vae_training_lowers_loss_and_resumes(trained_vae):
 
 def test_text_to_image_training_lowers_loss(trained_vae, tmp_path):
     vae_out, _ = trained_vae
-    args = ["--vae", str(vae_out / "vae.safetensors"), "--out", str(tmp_path), "--steps", "40", "--save-every", "20"]
+    args = ["--vae", str(vae_out / "vae.safetensors"), "--out", str(tmp_path), "--steps", "40", "--save-every", "20",
+            "--latent-cache", str(tmp_path / "cache")]  # fmt: skip
     result = text_to_image.train(text_to_image.parse_args([*args, "--train-size", "256", "--batch", "16"]))
     losses = [loss for _, loss in result["history"]["val"]]
     assert losses[-1] < losses[0], losses
@@ -74,7 +75,7 @@ def test_two_ranks_under_torchrun_equal_one_process(trained_vae, tmp_path, stage
     args = ["--steps", str(STEPS), "--save-every", str(STEPS), "--lr", str(LR), "--train-size", "64", "--batch", "8",
             "--device", "cpu"]  # fmt: skip
     if stage == "text_to_image":
-        args += ["--vae", str(vae_out / "vae.safetensors")]
+        args += ["--vae", str(vae_out / "vae.safetensors"), "--no-latent-cache"]
     module = f"sd.train.{stage}"
     single = run([sys.executable, "-m", module, "--out", str(tmp_path / "one"), *args])
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
