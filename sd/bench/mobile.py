@@ -53,7 +53,7 @@ def sd_scale_rows() -> list[Row]:
 def tiny_scale_rows() -> list[Row]:
     t = TINY_UNET
     return [
-        Row("tiny UNet (shipped)", t),
+        Row("standard tiny UNet", t),
         Row("shared K/V in self-attention", replace(t, shared_kv=True)),
         Row("separable convs at 4x4", replace(t, separable_levels=(1,))),
         Row("SwiGLU gate instead of GEGLU", replace(t, ff_activation="silu")),

@@ -28,7 +28,7 @@ def test_cli_tiny_scale_table(tmp_path):
     assert main(args) == 0
     lines = (out / "mobile.md").read_text().splitlines()
     rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in lines if line.startswith("| ")}
-    base, preset = rows["tiny UNet (shipped)"], rows["mobile-tiny (preset: all but ReLU)"]
+    base, preset = rows["standard tiny UNet"], rows["mobile-tiny (preset: all but ReLU)"]
     assert base[2] == base[4] == base[6].rstrip(" |") == "1.00x"
     assert (preset[2], preset[4]) == ("0.58x", "0.69x") and preset[6].rstrip(" |").endswith("x")
     assert rows["shared K/V in self-attention"][5:] == ["-", "- |"]  # --ablation-repeats 0: not timed

@@ -1,0 +1,141 @@
+"""Prompt adherence of every one-change mobile ablation at the tiny scale: train, assemble, evaluate, tabulate.
+
+    python -m sd.bench.mobile_adherence --steps 1000 --out outputs/bench/mobile-adherence
+    python -m sd.bench.mobile_adherence --rows 0,2,4,6 --threads 1 &   # or split the rows over two processes
+    python -m sd.bench.mobile_adherence --rows 1,3,5,7 --threads 1
+
+Latency and FLOPs say what a switch saves; only training says what it costs. Each row of `python -m sd bench
+mobile`'s tiny table (the standard tiny UNet, each switch alone, the mobile-tiny preset, the preset with ReLU
+attention) is trained from scratch with the shipped model's recipe (same data, seed, stage-1 VAE, batch and
+learning rate; `python -m sd.train.text_to_image --set ...`) at a reduced budget, so that all rows fit in a
+session, and scored with `python -m sd eval`'s protocol. Compare rows with each other at the same budget, not
+with the shipped model's longer one. Resumable: OUT/ROW holds each row's training state, checkpoint and
+adherence.json, and a rerun skips what is done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import torch
+
+from sd.atomic_output import atomic_output
+from sd.bench.mobile import Row, tiny_scale_rows
+from sd.paths import WEIGHTS_DIR
+from unet.config import TINY_UNET, UNetConfig
+
+VAE = WEIGHTS_DIR / "tiny-shapes-vae.safetensors"
+ATTRIBUTES = ("colour", "shape", "position", "background", "size")
+
+
+def overrides(config: UNetConfig, base: UNetConfig = TINY_UNET) -> list[str]:
+    """The `--set FIELD=VALUE` arguments that turn `base` into `config`."""
+    out = []
+    for field in dataclasses.fields(config):
+        value, default = getattr(config, field.name), getattr(base, field.name)
+        if value != default:
+            out += ["--set", f"{field.name}={json.dumps(list(value) if isinstance(value, tuple) else value)}"]
+    return out
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def train_row(row: Row, folder: Path, args: argparse.Namespace) -> Path:
+    """Train (or resume) the row's model and assemble its EMA weights into folder/model.safetensors."""
+    from sd.loading.original import save_original
+    from sd.train import text_to_image
+    from sd.train.assemble import assemble
+
+    path = folder / "model.safetensors"
+    if path.exists():
+        return path
+    train_args = ["--vae", str(VAE), "--out", str(folder / "t2i"), "--steps", str(args.steps),
+                  "--train-size", str(args.train_size), *overrides(row.config)]  # fmt: skip
+    text_to_image.train(text_to_image.parse_args(train_args))
+    return save_original(assemble(VAE, folder / "t2i" / "state.pt", name=slug(row.name)), path)
+
+
+def evaluate_row(checkpoint: Path, folder: Path, samples: int) -> dict:
+    """Held-in and held-out adherence with `python -m sd eval`'s defaults, cached in folder/adherence.json."""
+    from sd.eval.adherence import evaluate_adherence
+    from sd.eval.classifier import load_classifier
+    from sd.loading.checkpoint import load_checkpoint
+    from sd.pipeline import StableDiffusionPipeline
+
+    path = folder / "adherence.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    pipe, classifier = StableDiffusionPipeline(load_checkpoint(checkpoint)), load_classifier()
+    result = {}
+    for kind, held_out in (("held_in", False), ("held_out", True)):
+        r = evaluate_adherence(pipe, samples, seed=0, held_out=held_out, classifier=classifier)
+        result[kind] = {"n": samples, "accuracy": r["accuracy"], "all_correct": r["all_correct"]}
+    with atomic_output(path, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def table(rows: list[Row], results: dict[str, dict], steps: int) -> str:
+    """One line per finished row: held-in accuracy per attribute, then all-five held-in and held-out."""
+    head = " | ".join(ATTRIBUTES)
+    lines = [
+        f"| tiny scale, {steps} training steps | params vs base | {head} | all five | held-out all five |",
+        "| --- " * (4 + len(ATTRIBUTES)) + "|",
+    ]
+    for row in rows:
+        if row.name not in results:
+            continue
+        held_in, held_out = results[row.name]["held_in"], results[row.name]["held_out"]
+        cells = " | ".join(f"{100 * held_in['accuracy'][a]:.1f}" for a in ATTRIBUTES)
+        lines.append(
+            f"| {row.name} | {row.params / rows[0].params:.2f}x | {cells} | {100 * held_in['all_correct']:.1f} | "
+            f"{100 * held_out['all_correct']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sd.bench.mobile_adherence", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--steps", type=int, default=1000, help="training steps per row, cosine schedule (default 1000)")
+    p.add_argument("--train-size", type=int, default=40000, help="training images, as the shipped model's")
+    p.add_argument("--samples", type=int, default=400, help="adherence prompts per set, held-in and held-out")
+    p.add_argument("--rows", default=None, help="comma-separated row numbers to run (default: all)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--out", type=Path, default=Path("outputs/bench/mobile-adherence"))
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from sd.bench.mobile import count_cost
+
+    rows = tiny_scale_rows()
+    for row in rows:
+        row.params, row.flops = count_cost(row.config, 2, 8)
+    chosen = range(len(rows)) if args.rows is None else [int(i) for i in args.rows.split(",")]
+    for i in chosen:
+        folder = args.out / f"{i}-{slug(rows[i].name)}"
+        folder.mkdir(parents=True, exist_ok=True)
+        print(f"row {i}: {rows[i].name} {' '.join(overrides(rows[i].config))}", flush=True)
+        evaluate_row(train_row(rows[i], folder, args), folder, args.samples)
+
+    results = {}
+    for i, row in enumerate(rows):  # every finished row, also those another process ran
+        path = args.out / f"{i}-{slug(row.name)}" / "adherence.json"
+        if path.exists():
+            results[row.name] = json.loads(path.read_text())
+    text = table(rows, results, args.steps)
+    with atomic_output(args.out / "adherence.md", overwrite=True) as tmp:
+        tmp.write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,36 @@
+"""The mobile ablation driver trains exactly the configs the bench times, and resumes instead of redoing work."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from sd.bench import mobile_adherence
+from sd.bench.mobile import tiny_scale_rows
+from sd.loading.checkpoint import load_checkpoint
+from sd.loading.config_json import config_overrides
+from unet.config import TINY_UNET, UNetConfig
+
+
+@pytest.mark.parametrize("row", tiny_scale_rows(), ids=lambda r: mobile_adherence.slug(r.name))
+def test_overrides_rebuild_each_row_from_the_tiny_preset(row):
+    pairs = mobile_adherence.overrides(row.config)[1::2]  # drop the "--set"s
+    assert dataclasses.replace(TINY_UNET, **config_overrides(UNetConfig, pairs, "--set")) == row.config
+
+
+def test_trains_evaluates_tabulates_and_resumes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the latent cache's default folder is relative
+    args = ["--steps", "2", "--train-size", "128", "--samples", "2", "--rows", "0,1", "--out", str(tmp_path)]
+    assert mobile_adherence.main(args) == 0
+    table = (tmp_path / "adherence.md").read_text().splitlines()
+    assert [line.split(" | ")[0] for line in table[2:]] == ["| standard tiny UNet", "| shared K/V in self-attention"]
+    assert load_checkpoint(tmp_path / "1-shared-k-v-in-self-attention" / "model.safetensors").unet.config.shared_kv
+
+    def no_work(*_args, **_kwargs):
+        raise AssertionError("a finished row was trained or evaluated again")
+
+    monkeypatch.setattr("sd.train.text_to_image.train", no_work)
+    monkeypatch.setattr("sd.eval.adherence.evaluate_adherence", no_work)
+    assert mobile_adherence.main(args) == 0
+    assert (tmp_path / "adherence.md").read_text().splitlines() == table
