@@ -21,13 +21,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from torch import nn
 
 from sd.errors import UserError
 from sd.prune.plan import PrunePlan
 from sd.prune.sensitivity import LayerSensitivity, Sensitivity
-from sd.prune.surgery import apply_plan_, param_count
+from sd.prune.surgery import apply_plan_, param_count, skeleton
 
 BUCKETS = 20_000
 
@@ -52,8 +51,7 @@ class Saved:
     around each cut (cuts in different layers remove disjoint parameters, so their counts add)."""
 
     def __init__(self, unet: nn.Module) -> None:
-        with torch.device("meta"):
-            self.skeleton = type(unet)(unet.config)
+        self.skeleton = skeleton(unet)
         self.total = param_count(self.skeleton)
         self.cache: dict[tuple, int] = {}
 

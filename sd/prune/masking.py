@@ -17,21 +17,19 @@ import torch.nn.utils.prune as torch_prune
 from torch import nn
 
 from sd.prune.plan import PrunePlan
-from sd.prune.surgery import apply_plan_
+from sd.prune.surgery import apply_plan_, skeleton
 
 
 def shared_copy(unet: nn.Module) -> nn.Module:
     """A second module object over the same weight tensors (no copy): masks added to it leave `unet` alone."""
-    with torch.device("meta"):
-        twin = type(unet)(unet.config)
+    twin = skeleton(unet)
     twin.load_state_dict(unet.state_dict(), strict=True, assign=True)
     return twin.eval()
 
 
 def removed_masks(unet: nn.Module, plan: PrunePlan) -> dict[str, torch.Tensor]:
     """{parameter name: bool tensor, True where the plan removes the entry}, for every parameter it touches."""
-    with torch.device("meta"):
-        ids = type(unet)(unet.config)
+    ids = skeleton(unet)
     # Entry i of each parameter holds i (float32 is exact below 2^24; float64 beyond).
     ids.load_state_dict({
         name: torch.arange(p.numel(), dtype=torch.float32 if p.numel() < 2**24 else torch.float64).view(p.shape)

@@ -42,6 +42,20 @@ class PrunePlan:
         }
         return PrunePlan(drop, remove)
 
+    def then(self, later: PrunePlan) -> PrunePlan:
+        """One plan doing `self` and then `later`, whose group numbers count only the groups `self` kept.
+
+        Pruning a pruned model again (or measuring its sensitivities) renumbers the surviving groups 0, 1, ...;
+        a saved file must record the cuts in the unpruned model's numbering, from which it is rebuilt.
+        """
+        remove = {p: set(g) for p, g in self.remove.items()}
+        for path, groups in later.remove.items():
+            before = remove.get(path, set())
+            survivors = (g for g in range(len(before) + max(groups) + 1) if g not in before)  # ascending
+            wanted = set(groups)
+            remove[path] = before | {g for i, g in enumerate(survivors) if i in wanted}
+        return PrunePlan((*self.drop, *later.drop), {p: tuple(g) for p, g in remove.items()}).normalized()
+
     def to_json(self) -> str:
         plan = self.normalized()
         return json.dumps({"drop": list(plan.drop), "remove": {p: list(g) for p, g in plan.remove.items()}})

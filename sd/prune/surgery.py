@@ -129,7 +129,8 @@ def apply_plan_(unet: nn.Module, plan: PrunePlan) -> nn.Module:
             parent, _, name = path.rpartition(".")
             unet.set_submodule(path, NoResidual())
             unet.set_submodule(f"{parent}.{SUB_LAYERS[name]}".lstrip("."), nn.Identity())
-    unet.prune_plan = plan
+    earlier = getattr(unet, "prune_plan", None)  # pruning a pruned model: record both in the original numbering
+    unet.prune_plan = plan if earlier is None else earlier.then(plan)
     return unet
 
 
@@ -142,6 +143,12 @@ def build_pruned_unet(config: UNetConfig, plan: PrunePlan | None) -> nn.Module:
     """The UNet of `config` with `plan`'s shapes (weights uninitialised on meta: for strict loading)."""
     unet = UNetModel(config)
     return unet if plan is None else apply_plan_(unet, plan)
+
+
+def skeleton(unet: nn.Module) -> nn.Module:
+    """A weightless (meta-device) UNet of the same architecture as `unet`, pruned or not."""
+    with torch.device("meta"):
+        return build_pruned_unet(unet.config, getattr(unet, "prune_plan", None))
 
 
 def param_count(module: nn.Module) -> int:

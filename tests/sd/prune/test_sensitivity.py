@@ -56,3 +56,23 @@ def test_sweep_covers_every_layer_and_curve(setup):
         assert [k for k, _ in e.curve] == curve_points(e.layer.groups)
         assert sorted(e.group_order) == list(range(e.layer.groups))
         assert e.drop != 0.0
+
+
+def test_a_pruned_model_can_be_measured_and_pruned_again(setup, tmp_path):
+    """Iterative pruning: sensitivities of a pruned UNet, and a second cut recorded in the original numbering."""
+    from sd.prune.surgery import build_pruned_unet
+
+    unet, batch = setup
+    first = PrunePlan(drop=("output_blocks.0.1.transformer_blocks.0.ff",), remove={"middle_block.0": (0, 5)})
+    pruned = prune_unet(unet, first)
+    base = denoising_loss(pruned, batch)
+    second = PrunePlan(remove={"middle_block.0": (0, 4)})  # of the 6 groups left: original groups 1 and 6
+    twice = prune_unet(pruned, second)
+    assert measure(pruned, batch, second, base) == pytest.approx(denoising_loss(twice, batch) - base, abs=1e-6)
+    assert twice.prune_plan == PrunePlan(drop=first.drop, remove={"middle_block.0": (0, 1, 5, 6)})
+    once = prune_unet(unet, twice.prune_plan)  # the composed plan rebuilds the same model from the original
+    assert torch.equal(once(batch.z_t, batch.t, batch.context), twice(batch.z_t, batch.t, batch.context))
+    rebuilt = build_pruned_unet(MICRO, twice.prune_plan)
+    rebuilt.load_state_dict(twice.state_dict(), strict=True)
+    result = run_sensitivity(pruned, batch, progress=False)
+    assert next(e for e in result.layers if e.layer.path == "middle_block.0").layer.groups == 6
