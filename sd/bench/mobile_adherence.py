@@ -1,16 +1,19 @@
 """Prompt adherence of every one-change mobile ablation at the tiny scale: train, assemble, evaluate, tabulate.
 
-    python -m sd.bench.mobile_adherence --steps 1000 --out outputs/bench/mobile-adherence
-    python -m sd.bench.mobile_adherence --rows 0,2,4,6 --threads 1 &   # or split the rows over two processes
-    python -m sd.bench.mobile_adherence --rows 1,3,5,7 --threads 1
+    python -m sd.bench.mobile_adherence --out outputs/bench/mobile-adherence
+    python -m sd.bench.mobile_adherence --rows 1,3,5 --threads 1 &   # or split the rows over two processes
+    python -m sd.bench.mobile_adherence --rows 2,4,6 --threads 1
 
 Latency and FLOPs say what a switch saves; only training says what it costs. Each row of `python -m sd bench
 mobile`'s tiny table (the standard tiny UNet, each switch alone, the mobile-tiny preset, the preset with ReLU
-attention) is trained from scratch with the shipped model's recipe (same data, seed, stage-1 VAE, batch and
-learning rate; `python -m sd.train.text_to_image --set ...`) at a reduced budget, so that all rows fit in a
-session, and scored with `python -m sd eval`'s protocol. Compare rows with each other at the same budget, not
-with the shipped model's longer one. Resumable: OUT/ROW holds each row's training state, checkpoint and
-adherence.json, and a rerun skips what is done.
+attention) is trained from scratch with the shipped model's recipe (same data, seed, stage-1 VAE, batch,
+learning rate and budget: a 5,000-step cosine schedule stopped after step 2,750; `python -m sd.train.text_to_image
+--set ...`) and scored with `python -m sd eval`'s protocol. With that recipe the two rows that are shipped
+models (the standard tiny UNet and mobile-tiny) are evaluated from `weights/` instead of being trained again.
+A shorter budget is not a cheaper ablation: after 1,000 steps (full cosine) the standard model got all five
+attributes right on 1% of held-in prompts, so rows differ by noise in what was learned first.
+About 55 minutes of training per row on one core. Resumable: OUT/ROW holds each row's training state,
+checkpoint and adherence.json, and a rerun skips what is done.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ import torch
 
 from sd.atomic_output import atomic_output
 from sd.bench.mobile import Row, tiny_scale_rows
-from sd.paths import WEIGHTS_DIR
-from unet.config import TINY_UNET, UNetConfig
+from sd.paths import SHIPPED_MODELS, WEIGHTS_DIR
+from unet.config import MOBILE_TINY_UNET, TINY_UNET, UNetConfig
 
 VAE = WEIGHTS_DIR / "tiny-shapes-vae.safetensors"
+SHIPPED_RECIPE = {"steps": 5000, "stop_after": 2750, "train_size": 40000}  # how both shipped models were trained
+SHIPPED_ROWS = {TINY_UNET: SHIPPED_MODELS["tiny-shapes"], MOBILE_TINY_UNET: SHIPPED_MODELS["mobile-tiny"]}
 ATTRIBUTES = ("colour", "shape", "position", "background", "size")
 
 
@@ -52,11 +57,16 @@ def train_row(row: Row, folder: Path, args: argparse.Namespace) -> Path:
     from sd.train import text_to_image
     from sd.train.assemble import assemble
 
+    recipe = {"steps": args.steps, "stop_after": args.stop_after, "train_size": args.train_size}
+    if recipe == SHIPPED_RECIPE and row.config in SHIPPED_ROWS:  # trained exactly so already: it ships
+        return SHIPPED_ROWS[row.config]
     path = folder / "model.safetensors"
     if path.exists():
         return path
     train_args = ["--vae", str(VAE), "--out", str(folder / "t2i"), "--steps", str(args.steps),
                   "--train-size", str(args.train_size), *overrides(row.config)]  # fmt: skip
+    if args.stop_after:
+        train_args += ["--stop-after", str(args.stop_after)]
     text_to_image.train(text_to_image.parse_args(train_args))
     return save_original(assemble(VAE, folder / "t2i" / "state.pt", name=slug(row.name)), path)
 
@@ -103,7 +113,8 @@ def table(rows: list[Row], results: dict[str, dict], steps: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m sd.bench.mobile_adherence", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--steps", type=int, default=1000, help="training steps per row, cosine schedule (default 1000)")
+    p.add_argument("--steps", type=int, default=5000, help="length of each row's cosine schedule (default 5000)")
+    p.add_argument("--stop-after", type=int, default=2750, help="stop training there (default 2750; 0: run all)")
     p.add_argument("--train-size", type=int, default=40000, help="training images, as the shipped model's")
     p.add_argument("--samples", type=int, default=400, help="adherence prompts per set, held-in and held-out")
     p.add_argument("--rows", default=None, help="comma-separated row numbers to run (default: all)")
@@ -130,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         path = args.out / f"{i}-{slug(row.name)}" / "adherence.json"
         if path.exists():
             results[row.name] = json.loads(path.read_text())
-    text = table(rows, results, args.steps)
+    text = table(rows, results, args.stop_after or args.steps)
     with atomic_output(args.out / "adherence.md", overwrite=True) as tmp:
         tmp.write_text(text + "\n")
     print(text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 
 import pytest
@@ -21,7 +22,8 @@ def test_overrides_rebuild_each_row_from_the_tiny_preset(row):
 
 def test_trains_evaluates_tabulates_and_resumes(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the latent cache's default folder is relative
-    args = ["--steps", "2", "--train-size", "128", "--samples", "2", "--rows", "0,1", "--out", str(tmp_path)]
+    args = ["--steps", "2", "--stop-after", "0", "--train-size", "128", "--samples", "2", "--rows", "0,1",
+            "--out", str(tmp_path)]  # fmt: skip
     assert mobile_adherence.main(args) == 0
     table = (tmp_path / "adherence.md").read_text().splitlines()
     assert [line.split(" | ")[0] for line in table[2:]] == ["| standard tiny UNet", "| shared K/V in self-attention"]
@@ -34,3 +36,15 @@ def test_trains_evaluates_tabulates_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr("sd.eval.adherence.evaluate_adherence", no_work)
     assert mobile_adherence.main(args) == 0
     assert (tmp_path / "adherence.md").read_text().splitlines() == table
+
+
+def test_the_shipped_recipe_evaluates_the_shipped_models(tmp_path):
+    from sd.paths import SHIPPED_MODELS
+
+    rows = tiny_scale_rows()
+    recipe = argparse.Namespace(**mobile_adherence.SHIPPED_RECIPE)
+    assert mobile_adherence.train_row(rows[0], tmp_path, recipe) == SHIPPED_MODELS["tiny-shapes"]
+    preset = next(r for r in rows if r.name.startswith("mobile-tiny (preset"))
+    assert mobile_adherence.train_row(preset, tmp_path, recipe) == SHIPPED_MODELS["mobile-tiny"]
+    assert load_checkpoint(SHIPPED_MODELS["mobile-tiny"]).unet.config == preset.config
+    assert not list(tmp_path.iterdir())  # nothing trained
