@@ -13,8 +13,6 @@ model.safetensors (fp16 + config) to --out (`--weights` copies the weights elsew
 from __future__ import annotations
 
 import argparse
-import json
-import time
 from pathlib import Path
 
 import torch
@@ -22,7 +20,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from sd.train.curves import plot_curves
-from sd.train.model_file import save_model
+from sd.train.run_record import RunClock, save_run
 from transformer.translation.dates import sample_pairs
 from transformer.translation.evaluate import score, translate
 from transformer.translation.model import Transformer, TranslationConfig
@@ -68,7 +66,7 @@ def train(args: argparse.Namespace) -> dict:
     held_out = sample_pairs(args.eval_size, args.seed + 1, held_out=True)
     history: dict[str, list] = {"train": []}
     gen = torch.Generator().manual_seed(args.seed)
-    start, cpu_start = time.perf_counter(), time.process_time()
+    clock = RunClock()
     bar = tqdm(range(args.steps), desc="transformer")
     for step in bar:
         idx = torch.randint(len(src), (args.batch,), generator=gen)
@@ -83,18 +81,13 @@ def train(args: argparse.Namespace) -> dict:
         history["train"].append((step, loss.item()))
         if step % 10 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}")
-    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    facts = clock.facts(model, args.steps, args.batch)
     model.eval()
     greedy = score(model, held_out)
     beam = score(model, held_out[:300], beam=4)
     greedy_300 = score(model, held_out[:300])
     metrics = {"held_out_greedy": greedy, "held_out_300_greedy": greedy_300, "held_out_300_beam4": beam,
-               "eval_sentences": len(held_out), "steps": args.steps, "batch": args.batch,
-               "final_loss": history["train"][-1][1], "train_seconds": round(seconds, 1),
-               "train_cpu_seconds": round(cpu_seconds, 1), "threads": torch.get_num_threads(),
-               "parameters": sum(p.numel() for p in model.parameters())}  # fmt: skip
-    print(json.dumps(metrics, indent=1))
-    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+               "eval_sentences": len(held_out), "final_loss": history["train"][-1][1], **facts}  # fmt: skip
     plot_curves(history, args.out / "loss.png", "Transformer: label-smoothed cross-entropy per target token")
     sentences = [s for s, _ in held_out[:20]]
     rows = [
@@ -103,9 +96,7 @@ def train(args: argparse.Namespace) -> dict:
     (args.out / "samples.md").write_text(
         "| English | reference | greedy output |\n| --- | --- | --- |\n" + "\n".join(rows) + "\n"
     )
-    save_model(model, config, args.out / "model.safetensors")
-    if args.weights is not None:
-        save_model(model, config, args.weights)
+    save_run(model, config, metrics, args.out, args.weights)
     return {"model": model, "metrics": metrics, "history": history}
 
 

@@ -12,8 +12,6 @@ weights/unet-segmentation.safetensors, which the notebook and a test use). Same 
 from __future__ import annotations
 
 import argparse
-import json
-import time
 from pathlib import Path
 
 import torch
@@ -23,7 +21,7 @@ from tqdm.auto import tqdm
 
 from sd.train.curves import plot_curves
 from sd.train.lr_schedule import warmup_cosine
-from sd.train.model_file import save_model
+from sd.train.run_record import RunClock, save_run
 from unet.segmentation.data import held_out_data, segmentation_data
 from unet.segmentation.iou import foreground_iou, mean_iou
 from unet.segmentation.model import SegmentationUNet, SegmentationUNetConfig
@@ -75,7 +73,7 @@ def train(args: argparse.Namespace) -> dict:
     x_val, mask_val = held_out_data(args.eval_size, args.seed)
     history: dict[str, list] = {"train": []}
     gen = torch.Generator().manual_seed(args.seed)
-    start, cpu_start = time.perf_counter(), time.process_time()
+    clock = RunClock()
     bar = tqdm(range(args.steps), desc="u-net")
     for step in bar:
         idx = torch.randint(len(x), (args.batch,), generator=gen)
@@ -88,20 +86,14 @@ def train(args: argparse.Namespace) -> dict:
         history["train"].append((step, loss.item()))
         if step % 10 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}")
-    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    metrics = {**evaluate(model, x_val, mask_val), "eval_images": len(x_val), "steps": args.steps,
-               "batch": args.batch, "final_loss": history["train"][-1][1], "train_seconds": round(seconds, 1),
-               "train_cpu_seconds": round(cpu_seconds, 1), "threads": torch.get_num_threads(),
-               "parameters": sum(p.numel() for p in model.parameters())}  # fmt: skip
-    print(json.dumps(metrics, indent=1))
-    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    facts = clock.facts(model, args.steps, args.batch)
+    metrics = {**evaluate(model, x_val, mask_val), "eval_images": len(x_val), "final_loss": history["train"][-1][1],
+               **facts}  # fmt: skip
     plot_curves(history, args.out / "loss.png", "U-Net segmentation: cross-entropy per pixel")
     model.eval()
     grid = overlay(x_val[:16], predict(model, x_val[:16]), mask_val[:16])
     Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(args.out / "overlays.png")
-    save_model(model, config, args.out / "model.safetensors")
-    if args.weights is not None:
-        save_model(model, config, args.weights)
+    save_run(model, config, metrics, args.out, args.weights)
     return {"model": model, "metrics": metrics, "history": history}
 
 

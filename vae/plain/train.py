@@ -13,8 +13,6 @@ config; `--weights` copies it elsewhere). Same seed -> same numbers.
 from __future__ import annotations
 
 import argparse
-import json
-import time
 from pathlib import Path
 
 import torch
@@ -23,7 +21,7 @@ from tqdm.auto import tqdm
 
 from sd.data.dataset import generate
 from sd.train.curves import plot_curves
-from sd.train.model_file import save_model
+from sd.train.run_record import RunClock, save_run
 from vae.plain.model import PlainVAE, PlainVAEConfig, negative_elbo, reconstruction_floor
 from vae.plain.plots import most_used_dimensions, prior_samples, reconstructions, traversal
 
@@ -73,7 +71,7 @@ def train(args: argparse.Namespace) -> dict:
     x, x_val = images(args.train_size, args.seed), images(args.eval_size, 10_000 + args.seed)
     history: dict[str, list] = {"train": [], "reconstruction": [], "kl": []}
     gen = torch.Generator().manual_seed(args.seed)
-    start, cpu_start = time.perf_counter(), time.process_time()
+    clock = RunClock()
     bar = tqdm(range(args.steps), desc="vae")
     for step in bar:
         idx = torch.randint(len(x), (args.batch,), generator=gen)
@@ -87,22 +85,15 @@ def train(args: argparse.Namespace) -> dict:
             history[name].append((step, terms[key].item()))
         if step % 10 == 0:
             bar.set_postfix(elbo=f"{-terms['loss'].item():.1f}", kl=f"{terms['kl'].item():.1f}")
-    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    facts = clock.facts(model, args.steps, args.batch)
     held_out = evaluate(model, x_val, args.seed)
-    metrics = {"held_out": held_out, "held_out_elbo_nats": -held_out["loss_nats"], "eval_images": len(x_val),
-               "steps": args.steps, "batch": args.batch, "train_seconds": round(seconds, 1),
-               "train_cpu_seconds": round(cpu_seconds, 1), "threads": torch.get_num_threads(),
-               "parameters": sum(p.numel() for p in model.parameters())}  # fmt: skip
-    print(json.dumps(metrics, indent=1))
-    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    metrics = {"held_out": held_out, "held_out_elbo_nats": -held_out["loss_nats"], "eval_images": len(x_val), **facts}
     plot_curves(history, args.out / "loss.png", "plain VAE: -ELBO = reconstruction + KL (nats per image)")
     model.eval()
     save_png(reconstructions(model, x_val[:10]), args.out / "reconstructions.png")
     save_png(prior_samples(model, 32, seed=args.seed), args.out / "samples.png")
     save_png(traversal(model, x_val[:1], most_used_dimensions(model, x_val, 6)), args.out / "traversal.png")
-    save_model(model, config, args.out / "model.safetensors")
-    if args.weights is not None:
-        save_model(model, config, args.weights)
+    save_run(model, config, metrics, args.out, args.weights)
     return {"model": model, "metrics": metrics, "history": history}
 
 
