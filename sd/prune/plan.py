@@ -51,9 +51,8 @@ class PrunePlan:
         remove = {p: set(g) for p, g in self.remove.items()}
         for path, groups in later.remove.items():
             before = remove.get(path, set())
-            survivors = (g for g in range(len(before) + max(groups) + 1) if g not in before)  # ascending
-            wanted = set(groups)
-            remove[path] = before | {g for i, g in enumerate(survivors) if i in wanted}
+            survivors = [g for g in range(len(before) + max(groups) + 1) if g not in before]  # renumbered 0, 1, ...
+            remove[path] = before | {survivors[i] for i in groups}
         return PrunePlan((*self.drop, *later.drop), {p: tuple(g) for p, g in remove.items()}).normalized()
 
     def to_json(self) -> str:

@@ -31,12 +31,13 @@ def cache_key(vae_state: dict[str, torch.Tensor], images: np.ndarray) -> str:
 
 
 def cached_latents(
-    folder: Path | None, key: str, encode: Callable[[], tuple[torch.Tensor, torch.Tensor]]
+    folder: Path | None, vae_state: dict[str, torch.Tensor], images: np.ndarray,
+    encode: Callable[[], tuple[torch.Tensor, torch.Tensor]],
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean, std) from `folder`/KEY.pt when there, else `encode()` and store it (folder None: no cache)."""
+    """(mean, std) from the cache when there, else `encode()` and store it (folder None: no cache, no hashing)."""
     if folder is None:
         return encode()
-    path = folder / f"{key}.pt"
+    path = folder / f"{cache_key(vae_state, images)}.pt"
     if path.exists():
         saved = torch.load(path, map_location="cpu", weights_only=True)
         return saved["mean"], saved["std"]

@@ -41,7 +41,7 @@ from sd.schedule import SD15_SCHEDULE
 from sd.train.curves import plot_curves
 from sd.train.distributed import Dist, check_ranks_identical, cleanup, setup, wrap
 from sd.train.ema import EMA
-from sd.train.latent_cache import DEFAULT_CACHE, cache_key, cached_latents
+from sd.train.latent_cache import DEFAULT_CACHE, cached_latents
 from sd.train.lr_schedule import warmup_cosine
 from sd.train.state import load_state, save_state
 from sd.train.vae_file import load_vae
@@ -147,8 +147,9 @@ def train(args: argparse.Namespace) -> dict:
     vae = load_vae(args.vae).to(d.device)
     tokenizer = default_tokenizer()
     data = generate(args.train_size, args.seed, progress=d.main)
-    key = cache_key(vae.state_dict(), data.images)
-    mean, std = cached_latents(args.latent_cache, key, lambda: encode_latents(vae, data.images, d.device))
+    mean, std = cached_latents(
+        args.latent_cache, vae.state_dict(), data.images, lambda: encode_latents(vae, data.images, d.device)
+    )
     ids = tokenizer(data.captions)  # (N, 77)
     empty_ids = tokenizer([""])  # (1, 77)
     val = batch_for_step(args, -1, len(data), empty_ids, ids, mean, std, vae.config.scaling_factor)
