@@ -92,11 +92,11 @@ def evaluate_row(checkpoint: Path, folder: Path, samples: int) -> dict:
 
 
 def table(rows: list[Row], results: dict[str, dict], steps: int) -> str:
-    """One line per finished row: held-in accuracy per attribute, then all-five held-in and held-out."""
+    """One line per finished row: cost, held-in accuracy per attribute, then all-five held-in and held-out."""
     head = " | ".join(ATTRIBUTES)
     lines = [
-        f"| tiny scale, {steps} training steps | params vs base | {head} | all five | held-out all five |",
-        "| --- " * (4 + len(ATTRIBUTES)) + "|",
+        f"| tiny scale, {steps} training steps | params | FLOPs | {head} | all five | held-out all five |",
+        "| --- " * (5 + len(ATTRIBUTES)) + "|",
     ]
     for row in rows:
         if row.name not in results:
@@ -104,8 +104,8 @@ def table(rows: list[Row], results: dict[str, dict], steps: int) -> str:
         held_in, held_out = results[row.name]["held_in"], results[row.name]["held_out"]
         cells = " | ".join(f"{100 * held_in['accuracy'][a]:.1f}" for a in ATTRIBUTES)
         lines.append(
-            f"| {row.name} | {row.params / rows[0].params:.2f}x | {cells} | {100 * held_in['all_correct']:.1f} | "
-            f"{100 * held_out['all_correct']:.1f} |"
+            f"| {row.name} | {row.params / rows[0].params:.2f}x | {row.flops / rows[0].flops:.2f}x | {cells} | "
+            f"{100 * held_in['all_correct']:.1f} | {100 * held_out['all_correct']:.1f} |"
         )
     return "\n".join(lines)
 
