@@ -53,8 +53,8 @@ def unet_calls(models: dict[str, nn.Module], batch: int, size: int, repeats: int
 def tiny_rows(checkpoint: Checkpoint, pruned: nn.Module, recovered: nn.Module | None, samples: int,
               repeats: int) -> list[Row]:  # fmt: skip
     from sd.eval.adherence import evaluate_adherence
+    from sd.eval.held_out import HELD_OUT_SEED, denoising_loss, held_out_batch
     from sd.pipeline import StableDiffusionPipeline
-    from sd.prune.heldout import HELD_OUT_SEED, denoising_loss, held_out_batch
 
     plan: PrunePlan = pruned.prune_plan
     models = {"unpruned": checkpoint.unet, "masked (torch.nn.utils.prune)": torch_masked(checkpoint.unet, plan),

@@ -67,9 +67,9 @@ def _teacher(arg: str | None):
 
 def run_sensitivity(args: argparse.Namespace) -> int:
     from sd.eval.adherence import evaluate_adherence
+    from sd.eval.held_out import held_out_batch
     from sd.pipeline import StableDiffusionPipeline
     from sd.prune.allocation import Saved
-    from sd.prune.heldout import held_out_batch
     from sd.prune.masking import removed_masks, zeroed
     from sd.prune.plan import PrunePlan
     from sd.prune.report import plot_sensitivity, ranked_table
@@ -114,9 +114,9 @@ def run_sensitivity(args: argparse.Namespace) -> int:
 def run_apply(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from sd.eval.held_out import HELD_OUT_SEED, denoising_loss, held_out_batch
     from sd.loading.original import save_original
     from sd.prune.allocation import allocate, layer_options
-    from sd.prune.heldout import HELD_OUT_SEED, denoising_loss, held_out_batch
     from sd.prune.plan import PrunePlan
     from sd.prune.sensitivity import Sensitivity
     from sd.prune.surgery import check_plan, param_count, prune_unet
@@ -151,10 +151,10 @@ def run_apply(args: argparse.Namespace) -> int:
 
 
 def run_recover(args: argparse.Namespace) -> int:
+    from sd.eval.held_out import HELD_OUT_SEED, denoising_loss, held_out_batch
     from sd.loading.checkpoint import load_checkpoint
     from sd.loading.original import save_original
     from sd.prune.distill import RecoverySettings, recover
-    from sd.prune.heldout import HELD_OUT_SEED, denoising_loss, held_out_batch
 
     if args.threads:
         torch.set_num_threads(args.threads)

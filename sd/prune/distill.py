@@ -23,8 +23,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sd.data.dataset import generate
+from sd.eval.held_out import HeldOutBatch, denoising_loss
 from sd.loading.checkpoint import Checkpoint
-from sd.prune.heldout import HeldOutBatch, denoising_loss
 from sd.prune.plan import PrunePlan
 from sd.prune.surgery import prune_unet
 from sd.train.curves import plot_curves

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from sd.prune.heldout import HeldOutBatch, denoising_loss
+from sd.eval.held_out import HeldOutBatch, denoising_loss
 from sd.prune.masking import removed_masks, zeroed
 from sd.prune.plan import PrunePlan
 from sd.prune.units import Layer, prunable_layers

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from sd.prune.heldout import HeldOutBatch, denoising_loss
+from sd.eval.held_out import HeldOutBatch, denoising_loss
 from sd.prune.plan import PrunePlan
 from sd.prune.sensitivity import curve_points, measure, run_sensitivity, taylor_scores
 from sd.prune.surgery import prune_unet

@@ -1,4 +1,5 @@
-"""A fixed held-out batch and the denoising loss on it: the yardstick of every sensitivity.
+"""A fixed held-out batch and the denoising loss on it: the one yardstick of every pruning sensitivity, every
+recovery curve and the ReLU-attention conversion (`python -m sd.eval.denoising_loss`).
 
 Fresh renders (a seed the training set never used) encoded by the model's own VAE, every 10th caption
 emptied (the unconditional prediction that guidance uses matters too), noise drawn once and timesteps
