@@ -5,11 +5,14 @@
     python -m sd.bench.mobile_adherence --rows 2,4,6 --threads 1
 
 Latency and FLOPs say what a switch saves; only training says what it costs. Each row of `python -m sd bench
-mobile`'s tiny table (the standard tiny UNet, each switch alone, the mobile-tiny preset, the preset with ReLU
-attention) is trained from scratch with the shipped model's recipe (same data, seed, stage-1 VAE, batch,
-learning rate and budget: a 5,000-step cosine schedule stopped after step 2,750; `python -m sd.train.text_to_image
---set ...`) and scored with `python -m sd eval`'s protocol. With that recipe the two rows that are shipped
-models (the standard tiny UNet and mobile-tiny) are evaluated from `weights/` instead of being trained again.
+mobile`'s tiny table (the standard tiny UNet, each switch alone, the mobile-tiny preset) is trained from
+scratch with the shipped model's recipe (same data, seed, stage-1 VAE, batch, learning rate and budget: a
+5,000-step cosine schedule stopped after step 2,750; `python -m sd.train.text_to_image --set ...`) and scored
+with `python -m sd eval`'s protocol. With that recipe the two rows that are shipped models (the standard tiny
+UNet and mobile-tiny) are evaluated from `weights/` instead of being trained again.
+The preset with ReLU attention is instead converted, as MobileDiffusion converts its model: the trained
+mobile-tiny row fine-tuned with ReLU attention (`--init ... --attention relu`, 500 steps at batch 128, lr 2e-4);
+the one-change ReLU row shows what training ReLU attention from scratch gives (at this budget: no position).
 A shorter budget is not a cheaper ablation: after 1,000 steps (full cosine) the standard model got all five
 attributes right on 1% of held-in prompts, so rows differ by noise in what was learned first.
 About 55 minutes of training per row on one core. Resumable: OUT/ROW holds each row's training state,
@@ -35,6 +38,8 @@ VAE = WEIGHTS_DIR / "tiny-shapes-vae.safetensors"
 SHIPPED_RECIPE = {"steps": 5000, "stop_after": 2750, "train_size": 40000}  # how both shipped models were trained
 SHIPPED_ROWS = {TINY_UNET: SHIPPED_MODELS["tiny-shapes"], MOBILE_TINY_UNET: SHIPPED_MODELS["mobile-tiny"]}
 ATTRIBUTES = ("colour", "shape", "position", "background", "size")
+CONVERTED_FROM = {"mobile-tiny + ReLU attention": "mobile-tiny (preset: all but ReLU)"}  # row -> its softmax row
+CONVERSION_LR = 2e-4  # with the default batch of 128; --convert-steps sets the length (default 500)
 
 
 def overrides(config: UNetConfig, base: UNetConfig = TINY_UNET) -> list[str]:
@@ -51,21 +56,28 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
-def train_row(row: Row, folder: Path, args: argparse.Namespace) -> Path:
-    """Train (or resume) the row's model and assemble its EMA weights into folder/model.safetensors."""
+def train_row(row: Row, folder: Path, args: argparse.Namespace, init: Path | None = None) -> Path:
+    """Train (or resume) the row's model and assemble its EMA weights into folder/model.safetensors.
+
+    With `init` the row is a ReLU conversion of that trained softmax model instead of a training from scratch.
+    """
     from sd.loading.original import save_original
     from sd.train import text_to_image
     from sd.train.assemble import assemble
 
     recipe = {"steps": args.steps, "stop_after": args.stop_after, "train_size": args.train_size}
-    if recipe == SHIPPED_RECIPE and row.config in SHIPPED_ROWS:  # trained exactly so already: it ships
+    if init is None and recipe == SHIPPED_RECIPE and row.config in SHIPPED_ROWS:  # trained exactly so already: it ships
         return SHIPPED_ROWS[row.config]
     path = folder / "model.safetensors"
     if path.exists():
         return path
     train_args = ["--vae", str(VAE), "--out", str(folder / "t2i"), "--steps", str(args.steps),
                   "--train-size", str(args.train_size), *overrides(row.config)]  # fmt: skip
-    if args.stop_after:
+    if init is not None:  # the weights carry over; only the attention changes
+        train_args = ["--init", str(init), "--attention", "relu", "--vae", str(VAE), "--out", str(folder / "t2i"),
+                      "--steps", str(args.convert_steps), "--lr", str(CONVERSION_LR),
+                      "--train-size", str(args.train_size)]  # fmt: skip
+    elif args.stop_after:
         train_args += ["--stop-after", str(args.stop_after)]
     text_to_image.train(text_to_image.parse_args(train_args))
     return save_original(assemble(VAE, folder / "t2i" / "state.pt", name=slug(row.name)), path)
@@ -103,8 +115,9 @@ def table(rows: list[Row], results: dict[str, dict], steps: int) -> str:
             continue
         held_in, held_out = results[row.name]["held_in"], results[row.name]["held_out"]
         cells = " | ".join(f"{100 * held_in['accuracy'][a]:.1f}" for a in ATTRIBUTES)
+        name = f"{row.name} (converted)" if row.name in CONVERTED_FROM else row.name
         lines.append(
-            f"| {row.name} | {row.params / rows[0].params:.2f}x | {row.flops / rows[0].flops:.2f}x | {cells} | "
+            f"| {name} | {row.params / rows[0].params:.2f}x | {row.flops / rows[0].flops:.2f}x | {cells} | "
             f"{100 * held_in['all_correct']:.1f} | {100 * held_out['all_correct']:.1f} |"
         )
     return "\n".join(lines)
@@ -116,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=5000, help="length of each row's cosine schedule (default 5000)")
     p.add_argument("--stop-after", type=int, default=2750, help="stop training there (default 2750; 0: run all)")
     p.add_argument("--train-size", type=int, default=40000, help="training images, as the shipped model's")
+    p.add_argument("--convert-steps", type=int, default=500,
+                   help="fine-tuning steps of the ReLU conversion rows (default 500)")
     p.add_argument("--samples", type=int, default=400, help="adherence prompts per set, held-in and held-out")
     p.add_argument("--rows", default=None, help="comma-separated row numbers to run (default: all)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
@@ -134,7 +149,13 @@ def main(argv: list[str] | None = None) -> int:
         folder = args.out / f"{i}-{slug(rows[i].name)}"
         folder.mkdir(parents=True, exist_ok=True)
         print(f"row {i}: {rows[i].name} {' '.join(overrides(rows[i].config))}", flush=True)
-        evaluate_row(train_row(rows[i], folder, args), folder, args.samples)
+        init = None
+        if rows[i].name in CONVERTED_FROM:  # train (or find) the softmax row first: it is the starting point
+            j = next(k for k, r in enumerate(rows) if r.name == CONVERTED_FROM[rows[i].name])
+            source = args.out / f"{j}-{slug(rows[j].name)}"
+            source.mkdir(parents=True, exist_ok=True)
+            init = train_row(rows[j], source, args)
+        evaluate_row(train_row(rows[i], folder, args, init), folder, args.samples)
 
     results = {}
     for i, row in enumerate(rows):  # every finished row, also those another process ran

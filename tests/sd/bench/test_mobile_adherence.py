@@ -63,3 +63,27 @@ def test_table_reports_each_finished_rows_cost_and_scores():
     assert len(text) == 4 and "2750 training steps" in text[0]
     assert text[0].count("|") == text[1].count("|") == text[3].count("|")
     assert text[3] == f"| {rows[2].name} | 1.20x | 0.80x | 50.0 | 92.5 | 50.0 | 50.0 | 50.0 | 25.0 | 12.5 |"
+
+
+def test_the_relu_preset_row_is_converted_from_the_trained_preset_row(tmp_path, monkeypatch):
+    from sd.train import text_to_image
+
+    monkeypatch.chdir(tmp_path)
+    calls, real_train = [], text_to_image.train
+
+    def recording_train(args):
+        calls.append(args)
+        return real_train(args)
+
+    monkeypatch.setattr(text_to_image, "train", recording_train)
+    args = ["--steps", "2", "--stop-after", "0", "--convert-steps", "3", "--train-size", "128", "--samples", "2",
+            "--rows", "8", "--out", str(tmp_path)]  # fmt: skip
+    assert mobile_adherence.main(args) == 0
+    rows = tiny_scale_rows()
+    preset = tmp_path / "7-mobile-tiny-preset-all-but-relu" / "model.safetensors"
+    assert [c.init for c in calls] == [None, preset]  # the softmax preset is trained first, then converted
+    assert (calls[1].attention, calls[1].steps, calls[1].lr) == ("relu", 3, mobile_adherence.CONVERSION_LR)
+    converted = load_checkpoint(tmp_path / "8-mobile-tiny-relu-attention" / "model.safetensors").unet.config
+    assert converted == rows[8].config and converted.attention == "relu"
+    table = (tmp_path / "adherence.md").read_text().splitlines()
+    assert [line.split(" | ")[0] for line in table[2:]] == ["| mobile-tiny + ReLU attention (converted)"]
