@@ -56,6 +56,11 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
+def row_folder(out: Path, index: int, row: Row) -> Path:
+    """Where row `index` keeps its training state, checkpoint and adherence.json."""
+    return out / f"{index}-{slug(row.name)}"
+
+
 def train_row(row: Row, folder: Path, args: argparse.Namespace, init: Path | None = None) -> Path:
     """Train (or resume) the row's model and assemble its EMA weights into folder/model.safetensors.
 
@@ -71,14 +76,14 @@ def train_row(row: Row, folder: Path, args: argparse.Namespace, init: Path | Non
     path = folder / "model.safetensors"
     if path.exists():
         return path
-    train_args = ["--vae", str(VAE), "--out", str(folder / "t2i"), "--steps", str(args.steps),
-                  "--train-size", str(args.train_size), *overrides(row.config)]  # fmt: skip
-    if init is not None:  # the weights carry over; only the attention changes
-        train_args = ["--init", str(init), "--attention", "relu", "--vae", str(VAE), "--out", str(folder / "t2i"),
-                      "--steps", str(args.convert_steps), "--lr", str(CONVERSION_LR),
-                      "--train-size", str(args.train_size)]  # fmt: skip
-    elif args.stop_after:
-        train_args += ["--stop-after", str(args.stop_after)]
+    train_args = ["--vae", str(VAE), "--out", str(folder / "t2i"), "--train-size", str(args.train_size)]
+    if init is None:  # from scratch, with the recipe
+        train_args += ["--steps", str(args.steps), *overrides(row.config)]
+        if args.stop_after:
+            train_args += ["--stop-after", str(args.stop_after)]
+    else:  # the weights carry over; only the attention changes
+        train_args += ["--init", str(init), "--attention", row.config.attention, "--steps", str(args.convert_steps),
+                       "--lr", str(CONVERSION_LR)]  # fmt: skip
     text_to_image.train(text_to_image.parse_args(train_args))
     return save_original(assemble(VAE, folder / "t2i" / "state.pt", name=slug(row.name)), path)
 
@@ -146,20 +151,20 @@ def main(argv: list[str] | None = None) -> int:
         row.params, row.flops = count_cost(row.config, 2, 8)
     chosen = range(len(rows)) if args.rows is None else [int(i) for i in args.rows.split(",")]
     for i in chosen:
-        folder = args.out / f"{i}-{slug(rows[i].name)}"
+        folder = row_folder(args.out, i, rows[i])
         folder.mkdir(parents=True, exist_ok=True)
         print(f"row {i}: {rows[i].name} {' '.join(overrides(rows[i].config))}", flush=True)
         init = None
         if rows[i].name in CONVERTED_FROM:  # train (or find) the softmax row first: it is the starting point
             j = next(k for k, r in enumerate(rows) if r.name == CONVERTED_FROM[rows[i].name])
-            source = args.out / f"{j}-{slug(rows[j].name)}"
+            source = row_folder(args.out, j, rows[j])
             source.mkdir(parents=True, exist_ok=True)
             init = train_row(rows[j], source, args)
         evaluate_row(train_row(rows[i], folder, args, init), folder, args.samples)
 
     results = {}
     for i, row in enumerate(rows):  # every finished row, also those another process ran
-        path = args.out / f"{i}-{slug(row.name)}" / "adherence.json"
+        path = row_folder(args.out, i, row) / "adherence.json"
         if path.exists():
             results[row.name] = json.loads(path.read_text())
     text = table(rows, results, args.stop_after or args.steps)

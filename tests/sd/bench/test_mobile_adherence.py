@@ -16,8 +16,11 @@ from unet.config import TINY_UNET, UNetConfig
 
 @pytest.mark.parametrize("row", tiny_scale_rows(), ids=lambda r: mobile_adherence.slug(r.name))
 def test_overrides_rebuild_each_row_from_the_tiny_preset(row):
-    pairs = mobile_adherence.overrides(row.config)[1::2]  # drop the "--set"s
+    args = mobile_adherence.overrides(row.config)
+    assert args[::2] == ["--set"] * (len(args) // 2)
+    pairs = args[1::2]  # drop the "--set"s
     assert dataclasses.replace(TINY_UNET, **config_overrides(UNetConfig, pairs, "--set")) == row.config
+    assert (args == []) == (row.config == TINY_UNET)  # only the standard row needs no override
 
 
 def test_trains_evaluates_tabulates_and_resumes(tmp_path, monkeypatch):
@@ -48,6 +51,9 @@ def test_the_shipped_recipe_evaluates_the_shipped_models(tmp_path):
     assert mobile_adherence.train_row(preset, tmp_path, recipe) == SHIPPED_MODELS["mobile-tiny"]
     assert load_checkpoint(SHIPPED_MODELS["mobile-tiny"]).unet.config == preset.config
     assert not list(tmp_path.iterdir())  # nothing trained
+    (tmp_path / "model.safetensors").write_bytes(b"")  # with another recipe the row's own (finished) model counts
+    other = argparse.Namespace(**{**mobile_adherence.SHIPPED_RECIPE, "stop_after": 1000})
+    assert mobile_adherence.train_row(rows[0], tmp_path, other) == tmp_path / "model.safetensors"
 
 
 def test_table_reports_each_finished_rows_cost_and_scores():
