@@ -172,7 +172,7 @@ def animate(
             frames = _refine(renderer, frames, settings)
     specs = [f.spec for f in frames]
     images = [f.image for f in frames]
-    stats = transition_stats(specs, step_distances(images, wrap=settings.loop))
+    stats = transition_stats(specs, images, wrap=settings.loop)
 
     if settings.pixelate:
         images = pixelate(images, settings.pixelate, settings.colors, settings.dither)
