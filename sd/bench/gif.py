@@ -23,10 +23,10 @@ from sd.bench.reference import reference_pipeline
 from sd.bench.timing import interleaved_medians
 from sd.errors import UserError
 from sd.gif.animate import animate
+from sd.gif.conditioning import is_keyframe
 from sd.gif.easing import EASINGS
 from sd.gif.interpolation import lerp, slerp
 from sd.gif.keyframes import Keyframe
-from sd.gif.renderer import is_keyframe
 from sd.gif.settings import GifSettings
 from sd.gif.smoothness import transition_stats
 from sd.gif.timeline import FrameSpec, plan_frames

@@ -14,7 +14,7 @@ temporary name.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from PIL import Image
@@ -47,6 +47,7 @@ class Animation:
     smoothness: list[TransitionStats]
     unet_steps: int  # sampler steps run for this call (cached frames cost none)
     cached_frames: int
+    inputs: dict = field(default_factory=dict)  # sha256 of each input file: init_image, audio, video, loras
     outputs: list[Path] = field(default_factory=list)
     record: dict = field(default_factory=dict)  # what the sidecar holds
 
@@ -74,21 +75,28 @@ def verified_sha256(path: str, recorded: str | None, what: str) -> str:
     return digest
 
 
-def check_loras(settings: GifSettings) -> list[LoraSpec]:
-    """The run's LoRA files, each checked to exist and (when a sidecar recorded it) to be the same file."""
-    specs = []
-    for entry in settings.loras:
-        spec = LoraSpec(entry["path"], float(entry.get("scale", 1.0)))
-        entry |= {"scale": spec.scale, "sha256": verified_sha256(spec.path, entry.get("sha256"), "LoRA")}
-        specs.append(spec)
-    return specs
+INPUT_FILES = {"init_image": "init image", "audio": "audio file", "video": "video file"}  # setting -> what it is
 
 
-def check_input_file(settings: GifSettings, name: str, what: str) -> None:
-    """The file named by settings.NAME exists and, when a sidecar recorded it, is the same file."""
-    path = getattr(settings, name)
-    if path is not None:
-        setattr(settings, f"{name}_sha256", verified_sha256(path, getattr(settings, f"{name}_sha256"), what))
+def input_provenance(settings: GifSettings) -> dict:
+    """The sha256 of every input file the settings name, each checked to exist and, where a sidecar recorded a
+    hash (the settings' *_sha256 fields), to be that file: {"init_image": ..., "audio": ..., "video": ...,
+    "loras": [...]} for those present."""
+    found = {}
+    for name, what in INPUT_FILES.items():
+        path = getattr(settings, name)
+        if path is not None:
+            found[name] = verified_sha256(path, getattr(settings, f"{name}_sha256"), what)
+    loras = [verified_sha256(e["path"], e.get("sha256"), "LoRA") for e in settings.loras]
+    return found | ({"loras": loras} if loras else {})
+
+
+def with_provenance(settings: GifSettings, inputs: dict) -> GifSettings:
+    """A copy of `settings` with the input files' hashes in place: what the sidecar records and the keys hash."""
+    hashes = {f"{name}_sha256": inputs[name] for name in INPUT_FILES if name in inputs}
+    loras = [{"path": e["path"], "scale": float(e.get("scale", 1.0)), "sha256": sha}
+             for e, sha in zip(settings.loras, inputs.get("loras", []), strict=True)]  # fmt: skip
+    return replace(settings, **hashes, loras=loras)
 
 
 def audio_speeds(settings: GifSettings, keyframes: list[Keyframe]) -> list[float] | None:
@@ -144,10 +152,10 @@ def animate(
     if out is not None:
         out = Path(out)
         check_output(out, overwrite)
-    for name, what in (("init_image", "init image"), ("audio", "audio file"), ("video", "video file")):
-        check_input_file(settings, name, what)
+    inputs = input_provenance(settings)
+    settings = with_provenance(settings, inputs)  # the caller's settings stay as they were given
     speeds = audio_speeds(settings, keyframes)
-    lora_specs = check_loras(settings)
+    lora_specs = [LoraSpec(e["path"], e["scale"]) for e in settings.loras]
     if pipe is None:
         checkpoint = Path(checkpoint or DEFAULT_CHECKPOINT)
         pipe = StableDiffusionPipeline(load_checkpoint(checkpoint, prediction_type=prediction_type))
@@ -204,7 +212,8 @@ def animate(
         ],
         "smoothness": [s.__dict__ for s in stats],
     }
-    result = Animation(images, specs, stats, renderer.unet_steps, sum(f.cached for f in frames), record=record)
+    cached = sum(f.cached for f in frames)
+    result = Animation(images, specs, stats, renderer.unet_steps, cached, inputs=inputs, record=record)
     if out is not None:
         kind = output_format(out)
         if kind == "gif":
