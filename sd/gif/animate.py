@@ -24,7 +24,7 @@ from sd.gif.easing import EASINGS
 from sd.gif.frame_cache import FrameCache
 from sd.gif.keyframes import Keyframe, parse_keyframes
 from sd.gif.pixelate import pixelate
-from sd.gif.renderer import FrameRenderer, OnFrame, RenderedFrame
+from sd.gif.renderer import DenoiseContext, FrameRenderer, OnFrame, RenderedFrame
 from sd.gif.settings import GifSettings
 from sd.gif.sidecar import sidecar_path, write_sidecar
 from sd.gif.smoothness import TransitionStats, midpoints, step_distances, transition_stats
@@ -138,13 +138,14 @@ def animate(
     expected_weights: str | None = None,
     prediction_type: str | None = None,
     on_frame: OnFrame | None = None,
+    denoising: DenoiseContext | None = None,
 ) -> Animation:
     """Render the animation of `keyframes` (text like '0: a prompt' or Keyframe objects); write `out`
     (.gif, .mp4, or a folder of PNGs) and its sidecar `out`.json when given. Pass a loaded `pipe` to
     reuse it, else `checkpoint` (default: the shipped model) is loaded (`prediction_type` as for
     load_checkpoint). `expected_weights` (a sidecar's fingerprint) refuses to run on other weights.
     `on_frame(image, done, total)` is called after each generated frame; an exception raised from it
-    stops the run before anything is written."""
+    stops the run before anything is written. `denoising` wraps each batch's denoising (renderer.py's seam)."""
     settings = settings or GifSettings()
     if isinstance(keyframes, str):
         keyframes = parse_keyframes(keyframes)
@@ -170,7 +171,7 @@ def animate(
     # LoRAs are merged for this call only (a caller's pipe is handed back unchanged); `weights` above is the
     # checkpoint's own fingerprint, and the frame keys add each LoRA's file hash and scale.
     with applied_loras(pipe.checkpoint, load_specs(lora_specs, pipe.checkpoint)):
-        renderer = FrameRenderer(pipe, keyframes, settings, weights, cache, progress, on_frame)
+        renderer = FrameRenderer(pipe, keyframes, settings, weights, cache, progress, on_frame, denoising)
         ease = EASINGS[settings.easing]
         specs = plan_frames(keyframes, ease, loop=settings.loop, loop_frames=settings.loop_frames, speeds=speeds)
         if len(specs) > settings.max_frames:

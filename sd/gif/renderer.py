@@ -90,6 +90,11 @@ class PlainDenoising:
         return nullcontext()
 
 
+def keyframes_of(jobs) -> set[int]:
+    """The keyframes that the in-betweens among `jobs` blend."""
+    return {i for job in jobs if not is_keyframe(job.spec) for i in (job.spec.left, job.spec.right)}
+
+
 class FrameRenderer:
     def __init__(
         self,
@@ -136,14 +141,21 @@ class FrameRenderer:
         jobs = [self._job(spec, video_frame=video.frame_at(n, self.settings.fps) if video else None)
                 for n, spec in enumerate(specs)]  # fmt: skip
         unique = {job.key: job for job in jobs}  # first-seen order
-        for i in sorted(self._keyframes_needed(unique.values())):
-            job = self._job(FrameSpec(i, i, 0.0))
-            unique.setdefault(job.key, job)
+        if self.starts.share:  # in-betweens branch from their keyframes' latents: make sure each keyframe is at hand
+            for i in sorted(keyframes_of(unique.values()) - set(self.starts.branch_latents)):
+                job = self._job(FrameSpec(i, i, 0.0))
+                unique.setdefault(job.key, job)
         found = {}
         for key, job in unique.items():
             hit = self._from_cache(job, self.starts.begin(job.spec))
-            if hit is not None and not self._must_denoise(job, unique.values()):
+            if hit is not None:
                 found[key] = hit
+        if self.denoising.captures_keyframes:  # captured while denoised: a cached keyframe runs again if needed
+            rendering = [job for key, job in unique.items() if key not in found]
+            for i in sorted(keyframes_of(rendering) - self.captured):
+                job = self._job(FrameSpec(i, i, 0.0))
+                unique.setdefault(job.key, job)
+                found.pop(job.key, None)
         todo = [job for key, job in unique.items() if key not in found]
         keyframes = [job for job in todo if is_keyframe(job.spec)]
         betweens = [job for job in todo if not is_keyframe(job.spec)]
@@ -161,18 +173,6 @@ class FrameRenderer:
 
     def _job(self, spec: FrameSpec, previous: str | None = None, video_frame: int | None = None) -> FrameJob:
         return FrameJob(spec, self.keys.key(spec, previous, video_frame), video_frame)
-
-    def _keyframes_needed(self, jobs) -> set[int]:
-        """Keyframes the in-betweens of `jobs` start from (sharing) or attend to (capture), not yet at hand."""
-        if not (self.starts.share or self.denoising.captures_keyframes):
-            return set()
-        needed = {i for job in jobs if not is_keyframe(job.spec) for i in (job.spec.left, job.spec.right)}
-        at_hand = self.captured if self.denoising.captures_keyframes else set(self.starts.branch_latents)
-        return needed - at_hand
-
-    def _must_denoise(self, job: FrameJob, jobs) -> bool:
-        """A cached keyframe is denoised anyway when a capture of it is needed and not at hand."""
-        return is_keyframe(job.spec) and job.spec.left in self._keyframes_needed(jobs)
 
     def _run(self, jobs: list[FrameJob], previous: torch.Tensor | None = None) -> list[RenderedFrame]:
         """Denoise and decode `jobs` (one batch, all starting at the same step); `previous`: --feedback's latents."""
