@@ -6,7 +6,8 @@
     result.frames  # PIL images in play order
 
 Order of work: plan the frames (timeline.py, paced by the audio's loudness when there is audio), render
-them (renderer.py, cached on disk), insert in-betweens where a step is above --max-jump, measure
+them (renderer.py, cached on disk; with --spacing even, at the weights that make steps even: spacing.py),
+insert in-betweens where a step is above --max-jump, measure
 smoothness, pixelate/scale, mirror for --pingpong, then write the output and its JSON sidecar, each under a
 temporary name.
 """
@@ -28,6 +29,7 @@ from sd.gif.renderer import DenoiseContext, FrameRenderer, OnFrame, RenderedFram
 from sd.gif.settings import GifSettings
 from sd.gif.sidecar import sidecar_path, write_sidecar
 from sd.gif.smoothness import TransitionStats, midpoints, step_distances, transition_stats
+from sd.gif.spacing import render_evenly
 from sd.gif.timeline import FrameSpec, plan_frames, transitions
 from sd.gif.writers import output_format, write_gif, write_mp4, write_png_folder
 from sd.loading.checkpoint import load_checkpoint
@@ -176,7 +178,8 @@ def animate(
         specs = plan_frames(keyframes, ease, loop=settings.loop, loop_frames=settings.loop_frames, speeds=speeds)
         if len(specs) > settings.max_frames:
             raise UserError(f"{len(specs)} frames planned, over --max-frames {settings.max_frames}; raise the cap")
-        frames = renderer.render(specs)
+        even = settings.spacing == "even"
+        frames = render_evenly(renderer, specs, settings.probes) if even else renderer.render(specs)
         if settings.max_jump is not None:
             frames = _refine(renderer, frames, settings)
     specs = [f.spec for f in frames]

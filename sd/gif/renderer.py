@@ -124,7 +124,8 @@ class FrameRenderer:
             "branch": self.starts.branch if share else None, "dtype": str(pipe.dtype),
             "prediction_type": pipe.checkpoint.prediction_type,
         }  # fmt: skip
-        self.keys = FrameKeys(s, keyframes, self.conditioning.seeds, base)
+        in_between = {"adain": True} if s.adain else None  # keyframes keep their keys
+        self.keys = FrameKeys(s, keyframes, self.conditioning.seeds, base, in_between)
         self.captured: set[int] = set()  # keyframes denoised in this run (their capture, if any, is at hand)
         self.unet_steps = 0  # sampler steps run, summed over frames (a guided step counts once)
 

@@ -6,6 +6,8 @@
     --video             the clip's frame at this frame's time, encoded and noised (img2img, --video-strength)
     sharing (default)   an in-between starts at step `branch` from slerp(x_a, x_b, w) of its keyframes' latents
                         at that step, and runs only the remaining steps
+    --adain             an in-between's start, any of the above but feedback and video, gets the lerp of its
+                        keyframes' starts' per-channel statistics (adain.py)
 
 Trajectory sharing: the keyframes are denoised in full and their latents are kept at step `branch`; the early
 steps, which decide the layout, are shared with the keyframes, so a transition costs a fraction of the UNet
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import torch
 
+from sd.gif.adain import adain_between
 from sd.gif.conditioning import KeyframeConditioning, is_keyframe
 from sd.gif.interpolation import slerp
 from sd.gif.settings import GifSettings
@@ -75,9 +78,21 @@ class StartLatents:
             return self.noised(previous, spec, begin)
         if video_frame is not None:
             return self.noised(self.clip_latents(video_frame), spec, begin)
-        if self.share and not is_keyframe(spec):
-            a, b = self.branch_latents[spec.left], self.branch_latents[spec.right]
-            return slerp(a, b, spec.weight)  # (1, 4, h, w) at step `branch`
+        if is_keyframe(spec):
+            return self.from_inputs(spec, begin)
+        if self.share:
+            a, b = self.branch_latents[spec.left], self.branch_latents[spec.right]  # 2 x (1, 4, h, w)
+            z = slerp(a, b, spec.weight)  # (1, 4, h, w) at step `branch`
+        else:
+            z = self.from_inputs(spec, begin)
+        if not self.settings.adain:
+            return z
+        if not self.share:  # the keyframes' own starts at the same step
+            a, b = (self.from_inputs(FrameSpec(i, i, 0.0), begin) for i in (spec.left, spec.right))
+        return adain_between(z, a, b, spec.weight)
+
+    def from_inputs(self, spec: FrameSpec, begin: int) -> torch.Tensor:
+        """The frame's own start: its noise, or the init image noised with it (no sharing, no AdaIN)."""
         if self.init_latents is not None:
             return self.noised(self.init_latents, spec, begin)
         sigma = self.pipe.new_sampler(self.settings.sampler, self.settings.steps).init_noise_sigma
