@@ -89,7 +89,9 @@ class LCMSampler:
         self._step_index: int | None = None
         self._begin_index: int | None = None
 
-    def set_timesteps(self, num_inference_steps: int, device: torch.device | str = "cpu", strength: float = 1.0) -> None:
+    def set_timesteps(
+        self, num_inference_steps: int, device: torch.device | str = "cpu", strength: float = 1.0
+    ) -> None:
         timesteps = lcm_timesteps(
             num_inference_steps, self.original_inference_steps, self.schedule.num_train_timesteps, strength
         )
@@ -117,7 +119,7 @@ class LCMSampler:
         return self._step_index
 
     def predict_x0(self, model_output: torch.Tensor, sample: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """x0_hat from eps (x0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar)) or from v (x0 = sqrt(abar) x_t - sqrt(1 - abar) v)."""
+        """x0_hat from eps: (x_t - sqrt(1 - abar) eps) / sqrt(abar); from v: sqrt(abar) x_t - sqrt(1 - abar) v."""
         alpha_prod_t = self.alphas_cumprod[t]
         beta_prod_t = 1 - alpha_prod_t
         if self.prediction_type == "epsilon":
