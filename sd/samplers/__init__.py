@@ -15,6 +15,7 @@ from sd.samplers.ddpm import DDPMSampler
 from sd.samplers.dpmpp_2m import DPMSolverPlusPlus2MSampler
 from sd.samplers.euler import EulerSampler
 from sd.samplers.euler_ancestral import EulerAncestralSampler
+from sd.samplers.lcm import LCMSampler
 from sd.schedule import SD15_SCHEDULE, NoiseSchedule
 
 SAMPLERS: dict[str, type] = {
@@ -23,6 +24,7 @@ SAMPLERS: dict[str, type] = {
     "euler": EulerSampler,
     "euler_a": EulerAncestralSampler,
     "dpmpp_2m": DPMSolverPlusPlus2MSampler,
+    "lcm": LCMSampler,  # few-step sampling of consistency-distilled models (LCM, LCM-LoRA)
 }
 
 
