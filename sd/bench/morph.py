@@ -24,8 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
 from sd.atomic_output import atomic_output
@@ -84,10 +83,18 @@ METHODS: dict[str, dict] = {
     DEFAULT: {},
     "no sharing": {"share": False},
     "branch 0.6": {"branch": 0.6},
+    "linear easing": {"easing": "linear"},
+    "adain": {"adain": True},
+    "adain, no sharing": {"adain": True, "share": False},
+    "even spacing": {"spacing": "even"},
+    "even spacing, linear easing": {"spacing": "even", "easing": "linear"},
+    "even spacing + adain": {"spacing": "even", "adain": True},
+    "even spacing + adain, no sharing": {"spacing": "even", "adain": True, "share": False},
 }
 SEEDS = (0, 1, 2, 3)
 FRAMES = 16  # steps of a transition: keyframes at frames 0 and 16
 QUICK = {"pairs": (PAIRS[0], PAIRS[8]), "seeds": (0,), "frames": 4, "steps": 6}
+Sheet = dict[str, dict[str, list[Image.Image]]]  # kind -> method -> frames, keyframe to keyframe
 BATCH = 6  # frames per UNet call: batch-invariant pixels (renderer.py), several times faster on a CPU
 
 
@@ -119,7 +126,7 @@ def run_bench(
     pipe: StableDiffusionPipeline, judge: ShapesClassifier, methods: dict[str, dict] = METHODS,
     pairs: tuple[Pair, ...] = PAIRS, seeds: tuple[int, ...] = SEEDS, frames: int = FRAMES, steps: int = 20,
     progress: bool = True,
-) -> tuple[list[dict], dict[str, dict[str, list[Image.Image]]]]:  # fmt: skip
+) -> tuple[list[dict], Sheet]:  # fmt: skip
     """Every method on every pair and seed, and the pixel crossfade of each case's keyframes (every method
     draws the same keyframes): (one record per transition, {kind: {method: frames}} of the first pair and
     seed of each kind, for the contact sheet)."""
@@ -184,29 +191,39 @@ def table(summary: dict, kind: str) -> str:
     return "\n".join(lines)
 
 
-def contact_sheet(sheet: dict[str, dict[str, list[Image.Image]]], path: Path) -> None:
-    """One block per kind of change (its first pair and seed), one row per method, keyframe to keyframe."""
-    columns = len(next(iter(next(iter(sheet.values())).values())))
-    fig = Figure(figsize=(1.6 + 0.55 * columns, 0.6 + sum(0.55 * len(rows) + 0.3 for rows in sheet.values())))
-    axes = fig.subplots(len(sheet), 1, squeeze=False, height_ratios=[len(rows) for rows in sheet.values()])
-    for ax, (kind, rows) in zip(axes[:, 0], sheet.items(), strict=True):
-        mosaic = np.concatenate([np.concatenate([np.asarray(f.convert("RGB")) for f in frames], 1)
-                                 for frames in rows.values()])  # fmt: skip
-        height = mosaic.shape[0] // len(rows)
-        ax.imshow(mosaic, interpolation="nearest")
-        ax.set_yticks([height * (i + 0.5) for i in range(len(rows))], list(rows), fontsize=7)
-        ax.set_xticks([])
-        ax.set_title(kind, fontsize=9, loc="left")
-    fig.tight_layout()
+SHEET_ROWS = (DEFAULT, CROSSFADE, "even spacing", "even spacing, linear easing")  # the short sheet's rows
+
+
+def contact_sheet(sheet: Sheet, path: Path, rows: tuple[str, ...] | None = None) -> None:
+    """One block per kind of change (its first pair and seed), one row per method (`rows`, default all), keyframe
+    to keyframe, at the frames' own pixels."""
+    font = ImageFont.load_default(size=13)
+    names = [name for name in next(iter(sheet.values())) if rows is None or name in rows]
+    frames = len(next(iter(next(iter(sheet.values())).values())))
+    size = next(iter(next(iter(sheet.values())).values()))[0].width
+    label = 20 + int(max(font.getlength(name) for name in names))
+    heading = 22
+    block = heading + size * len(names)
+    canvas = Image.new("RGB", (label + size * frames, block * len(sheet)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for k, (kind, methods) in enumerate(sheet.items()):
+        top = k * block
+        draw.text((4, top + 4), kind, fill="black", font=font)
+        for r, name in enumerate(names):
+            y = top + heading + r * size
+            draw.text((4, y + size // 2 - 7), name, fill="black", font=font)
+            for c, frame in enumerate(methods[name]):
+                canvas.paste(frame.convert("RGB"), (label + c * size, y))
     with atomic_output(path, overwrite=True) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
+        canvas.save(tmp, format="PNG", optimize=True)
 
 
 def bench_morph(
     pipe: StableDiffusionPipeline, judge: ShapesClassifier, out: Path, quick: bool = False,
     methods: dict[str, dict] = METHODS, progress: bool = True,
 ) -> dict:  # fmt: skip
-    """Run, summarise, and write out/morph.json, out/morph.md and out/morph.png; returns the summary record."""
+    """Run, summarise, and write out/morph.json, out/morph.md, the contact sheet out/morph.png and one with the
+    SHEET_ROWS only, out/morph-short.png; returns the record."""
     plan = QUICK if quick else {"pairs": PAIRS, "seeds": SEEDS, "frames": FRAMES, "steps": GifSettings().steps}
     records, sheet = run_bench(pipe, judge, methods, progress=progress, **plan)
     summary = summarise(records, plan["seeds"])
@@ -222,5 +239,7 @@ def bench_morph(
     with atomic_output(out / "morph.md", overwrite=True) as tmp:
         tmp.write_text(markdown + "\n")
     contact_sheet(sheet, out / "morph.png")
+    if all(name in next(iter(sheet.values())) for name in SHEET_ROWS):
+        contact_sheet(sheet, out / "morph-short.png", SHEET_ROWS)
     return record
 

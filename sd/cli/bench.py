@@ -26,8 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "bench", help="benchmark our SD 1.5 stack against diffusers", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    parser.add_argument("what", nargs="?", default="all",
-                        choices=["unet", "txt2img", "memory", "all", "gif", "prune", "mobile", "cuda", "morph"])  # fmt: skip
+    modes = ["unet", "txt2img", "memory", "all", "gif", "prune", "mobile", "cuda", "morph"]
+    parser.add_argument("what", nargs="?", default="all", choices=modes)
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds per side (default 3), after a warm-up")
     parser.add_argument("--steps", type=int, default=4, help="txt2img denoising steps (default 4)")
     parser.add_argument("--size", type=int, default=512, help="txt2img image side in pixels (default 512)")

@@ -4,7 +4,7 @@ import json
 
 from PIL import Image
 
-from sd.bench.morph import CROSSFADE, DEFAULT, METHODS, QUICK, table
+from sd.bench.morph import CROSSFADE, DEFAULT, METHODS, QUICK, SHEET_ROWS, table
 from sd.cli.main import main
 from sd.gif.settings import DEFAULT_BRANCH
 
@@ -33,8 +33,11 @@ def test_quick_bench_tables_every_method_and_the_references(tmp_path, capsys):
     for kind in ["all", *kinds]:
         assert table(summary, kind) in printed
     assert (tmp_path / "morph.md").read_text().count("| method |") == 1 + len(kinds)
-    sheet = Image.open(tmp_path / "morph.png")
-    assert sheet.width > 300 and sheet.height > 200
+    frame = 64  # the shipped model's frames, pasted at their own size: one row per method, one block per kind
+    sheet, short = Image.open(tmp_path / "morph.png"), Image.open(tmp_path / "morph-short.png")
+    assert sheet.height == len(kinds) * (22 + frame * (len(METHODS) + 1))
+    assert short.height == len(kinds) * (22 + frame * len(SHEET_ROWS))
+    assert sheet.width > short.width > (frames + 1) * frame  # the frames and a column of (shorter) labels
     transitions = record["transitions"]
     assert len(transitions) == len(QUICK["pairs"]) * len(QUICK["seeds"]) * (len(METHODS) + 1)
     assert all(len(t["blend_gaps"]) == frames - 1 and len(t["off_the_way"]) == frames - 1 for t in transitions)
