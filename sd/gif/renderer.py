@@ -143,34 +143,39 @@ class FrameRenderer:
                 for n, spec in enumerate(specs)]  # fmt: skip
         unique = {job.key: job for job in jobs}  # first-seen order
         if self.starts.share:  # in-betweens branch from their keyframes' latents: make sure each keyframe is at hand
-            for i in sorted(keyframes_of(unique.values()) - set(self.starts.branch_latents)):
-                job = self._job(FrameSpec(i, i, 0.0))
-                unique.setdefault(job.key, job)
-        found = {}
-        for key, job in unique.items():
-            hit = self._from_cache(job, self.starts.begin(job.spec))
-            if hit is not None:
-                found[key] = hit
+            self._add_keyframes(unique, keyframes_of(unique.values()) - set(self.starts.branch_latents))
+        found = {key: hit for key, job in unique.items() if (hit := self._from_cache(job)) is not None}
         if self.denoising.captures_keyframes:  # captured while denoised: a cached keyframe runs again if needed
-            rendering = [job for key, job in unique.items() if key not in found]
-            for i in sorted(keyframes_of(rendering) - self.captured):
-                job = self._job(FrameSpec(i, i, 0.0))
-                unique.setdefault(job.key, job)
-                found.pop(job.key, None)
-        todo = [job for key, job in unique.items() if key not in found]
+            todo = [job for key, job in unique.items() if key not in found]
+            for key in self._add_keyframes(unique, keyframes_of(todo) - self.captured):
+                found.pop(key, None)
+        found |= self._generate([job for key, job in unique.items() if key not in found])
+        return [found[job.key] for job in jobs]
+
+    def _add_keyframes(self, unique: dict[str, FrameJob], indices: set[int]) -> list[str]:
+        """Add the jobs of keyframes `indices` to `unique`; their keys."""
+        keys = []
+        for i in sorted(indices):
+            job = self._job(FrameSpec(i, i, 0.0))
+            unique.setdefault(job.key, job)
+            keys.append(job.key)
+        return keys
+
+    def _generate(self, todo: list[FrameJob]) -> dict[str, RenderedFrame]:
+        """Denoise and decode `todo`, --batch at a time; keyframes first when in-betweens start from them or
+        attend to them."""
         keyframes = [job for job in todo if is_keyframe(job.spec)]
         betweens = [job for job in todo if not is_keyframe(job.spec)]
         split = self.starts.share or self.denoising.captures_keyframes
-        groups = [keyframes, betweens] if split else [todo]  # keyframes first: in-betweens start from them
-        done = 0  # not bar.n: a disabled tqdm does not count
+        made: dict[str, RenderedFrame] = {}
         with tqdm(total=len(todo), desc="frames", disable=not self.progress) as bar:
-            for group in groups:
+            for group in [keyframes, betweens] if split else [todo]:
                 for i in range(0, len(group), self.settings.batch):
                     for frame in self._run(group[i : i + self.settings.batch]):
-                        found[frame.key], done = frame, done + 1
+                        made[frame.key] = frame
                         bar.update(1)
-                        self.on_frame(frame.image, done, len(todo))
-        return [found[job.key] for job in jobs]
+                        self.on_frame(frame.image, len(made), len(todo))  # not bar.n: a disabled tqdm does not count
+        return made
 
     def _job(self, spec: FrameSpec, previous: str | None = None, video_frame: int | None = None) -> FrameJob:
         return FrameJob(spec, self.keys.key(spec, previous, video_frame), video_frame)
@@ -233,7 +238,9 @@ class FrameRenderer:
         self.cache.put(job.key, entry)
         return RenderedFrame(job.spec, image, latents, job.key, begin, cached=False)
 
-    def _from_cache(self, job: FrameJob, begin: int) -> RenderedFrame | None:
+    def _from_cache(self, job: FrameJob, previous: bool = False) -> RenderedFrame | None:
+        """The cached frame of `job` (`previous`: a --feedback frame after the first), or None."""
+        begin = self.starts.begin(job.spec, previous)
         entry = self.cache.get(job.key)
         if entry is None or (self.starts.share and is_keyframe(job.spec) and "branch" not in entry):
             return None
@@ -249,7 +256,7 @@ class FrameRenderer:
         for spec in tqdm(specs, desc="frames", disable=not self.progress):
             previous = frames[-1] if frames else None
             job = self._job(spec, previous.key if previous else None)
-            frame = self._from_cache(job, self.starts.begin(spec, previous is not None))
+            frame = self._from_cache(job, previous is not None)
             if frame is None:
                 frame = self._run([job], previous.latents if previous else None)[0]
             frames.append(frame)
