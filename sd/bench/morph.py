@@ -84,6 +84,8 @@ METHODS: dict[str, dict] = {
     "no sharing": {"share": False},
     "branch 0.6": {"branch": 0.6},
     "linear easing": {"easing": "linear"},
+    "text slerp": {"text_interp": "slerp"},
+    "text switched at w = 0.5": {"text_interp": "off"},
     "adain": {"adain": True},
     "adain, no sharing": {"adain": True, "share": False},
     "even spacing": {"spacing": "even"},
@@ -214,8 +216,9 @@ def contact_sheet(sheet: Sheet, path: Path, rows: tuple[str, ...] | None = None)
             draw.text((4, y + size // 2 - 7), name, fill="black", font=font)
             for c, frame in enumerate(methods[name]):
                 canvas.paste(frame.convert("RGB"), (label + c * size, y))
+    small = canvas.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)  # 1/4 the bytes
     with atomic_output(path, overwrite=True) as tmp:
-        canvas.save(tmp, format="PNG", optimize=True)
+        small.save(tmp, format="PNG", optimize=True)
 
 
 def bench_morph(
