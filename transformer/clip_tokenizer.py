@@ -220,23 +220,33 @@ class CLIPTokenizer:
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> CLIPTokenizer:
-        """Load a diffusers/transformers tokenizer folder (vocab.json, merges.txt, optional configs).
+        """Load a diffusers/transformers tokenizer folder, in either layout:
 
-        SD 1.x pads with <|endoftext|>; SD 2.x and SDXL's second tokenizer pad with "!" (id 0).
+            tokenizer.json (+ tokenizer_config.json)        transformers >= 5 writes only this
+            vocab.json, merges.txt (+ the two configs)      older folders (SD 1.5's, SD 2.1's)
+
+        When both are there, tokenizer.json is read, as transformers does. Only its BPE model's vocab and
+        merges and its added tokens' flags are used: the clean-up and word splitting are CLIP's, here as
+        in transformers' CLIPTokenizer. SD 1.x pads with <|endoftext|>; SD 2.x and SDXL's second tokenizer
+        pad with "!" (id 0).
         """
         folder = Path(folder)
         if not folder.is_dir():
             raise UserError(f"tokenizer folder not found: {folder} ({_FOLDER_NEEDS})")
-        vocab = _read_json(folder / "vocab.json", required=True)
-        merges = _read_merges(folder / "merges.txt")
+        if (folder / "tokenizer.json").is_file():
+            vocab, merges, added = _read_tokenizer_json(folder / "tokenizer.json")
+            vocab_file = merges_file = folder / "tokenizer.json"
+        else:
+            vocab, merges, added = _read_json(folder / "vocab.json", required=True), _read_merges(folder), []
+            vocab_file, merges_file = folder / "vocab.json", folder / "merges.txt"
         config = _read_json(folder / "tokenizer_config.json", required=False)
-        tokens, normalized = _special_tokens_from_configs(folder, config)
+        tokens, normalized = _special_tokens_from_configs(folder, config, added)
         for key, token in tokens.items():
             if token not in vocab:
-                raise UserError(f"{folder / 'vocab.json'}: has no entry for the {key} {token!r}")
+                raise UserError(f"{vocab_file}: has no entry for the {key} {token!r}")
         bad = next((m for m in merges if "".join(m) not in vocab), None)
         if bad is not None:
-            raise UserError(f"{folder / 'merges.txt'}: merge {' '.join(bad)!r} is not a token of vocab.json")
+            raise UserError(f"{merges_file}: merge {' '.join(bad)!r} is not a token of the vocabulary")
         max_length = config.get("model_max_length")  # 77 in diffusers folders
         if not isinstance(max_length, int) or max_length > 10**6:  # transformers' "no limit" is 1e30
             max_length = CONTEXT_LENGTH
@@ -339,24 +349,27 @@ class CLIPTokenizer:
 
 
 _NAMED_TOKENS = ("bos_token", "eos_token", "unk_token", "pad_token")
-_FOLDER_NEEDS = "a tokenizer folder needs vocab.json and merges.txt"
+_FOLDER_NEEDS = "a tokenizer folder needs tokenizer.json, or vocab.json and merges.txt"
 
 
-def _special_tokens_from_configs(folder: Path, config: dict) -> tuple[dict[str, str], set[str]]:
+def _special_tokens_from_configs(
+    folder: Path, config: dict, added: list[dict]
+) -> tuple[dict[str, str], set[str]]:
     """The named special tokens {"bos_token": ..., ...} and those matched after normalization.
 
     Resolved like transformers 5: special_tokens_map.json overrides tokenizer_config.json, unless
-    the config has an `added_tokens_decoder` table (newer folders), which is then the only source
-    of the "normalized" flags. Tokens are registered bos, eos, unk, pad: for a string used twice
-    (eos = unk = pad), the last flag wins.
+    the config has an `added_tokens_decoder` table (transformers 4.3x folders), which is then the
+    only source of the "normalized" flags. Otherwise tokenizer.json's `added_tokens` (`added`), where
+    they list a token, override its flag. Tokens are registered bos, eos, unk, pad: for a string used
+    twice (eos = unk = pad), the last flag wins.
     """
     table = config.get("added_tokens_decoder")
-    if isinstance(table, dict):  # newer format: special_tokens_map.json is ignored
+    if isinstance(table, dict):  # special_tokens_map.json and tokenizer.json's added tokens are ignored
         flags = {e["content"]: _normalized_flag(e, False) for e in table.values() if isinstance(e, dict)}
         named = {key: config.get(key) for key in _NAMED_TOKENS}
         from_map = dict.fromkeys(_NAMED_TOKENS, False)
     else:
-        flags = {}
+        flags = {e["content"]: _normalized_flag(e, False) for e in added}
         special_map = _read_json(folder / "special_tokens_map.json", required=False)
         named = {key: special_map.get(key, config.get(key)) for key in _NAMED_TOKENS}
         from_map = {key: key in special_map for key in _NAMED_TOKENS}
@@ -393,8 +406,31 @@ def _read_json(path: Path, required: bool) -> dict:
     return data
 
 
-def _read_merges(path: Path) -> list[tuple[str, str]]:
+def _read_tokenizer_json(path: Path) -> tuple[dict[str, int], list[tuple[str, str]], list[dict]]:
+    """(vocab, merges, added tokens) of a `tokenizers` file holding a BPE model.
+
+    Merges are "left right" strings (tokenizers < 0.20) or [left, right] pairs (newer), in rank order.
+    """
+    data = _read_json(path, required=True)
+    model = data.get("model")
+    kind = model.get("type") if isinstance(model, dict) else None
+    if kind != "BPE":
+        raise UserError(f"{path}: holds a {kind or 'untyped'} model, not the BPE model a CLIP tokenizer needs")
+    vocab, merges, added = model.get("vocab"), model.get("merges"), data.get("added_tokens") or []
+    if not isinstance(vocab, dict) or not isinstance(merges, list):
+        raise UserError(f"{path}: its BPE model has no vocab object or merges list")
+    pairs = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in merges]
+    bad = next((m for m in pairs if len(m) != 2), None)
+    if bad is not None:
+        raise UserError(f"{path}: merge {bad!r} is not a pair of tokens")
+    if not all(isinstance(e, dict) and isinstance(e.get("content"), str) for e in added):
+        raise UserError(f"{path}: added_tokens should be objects with a content string")
+    return vocab, pairs, added
+
+
+def _read_merges(folder: Path) -> list[tuple[str, str]]:
     """merges.txt: an optional "#version" header, then one "left right" pair per line, in rank order."""
+    path = folder / "merges.txt"
     if not path.is_file():
         raise UserError(f"tokenizer file not found: {path} ({_FOLDER_NEEDS})")
     try:

@@ -22,6 +22,7 @@ from sd.loading.detect import check_diffusers_family
 from sd.loading.diffusers_text_encoder import (
     text_config_from_diffusers,
     text_config_to_diffusers,
+    text_encoder_keys,
     text_encoder_to_diffusers,
 )
 from sd.loading.diffusers_unet import (
@@ -118,8 +119,7 @@ def load_diffusers_folder(
         read_component_weights(folder / "unet", ("diffusion_pytorch_model",)), unet_cfg
     )
     vae_sd = vae_from_diffusers(read_component_weights(folder / "vae", ("diffusion_pytorch_model",)), vae_cfg)
-    text_sd = read_component_weights(folder / "text_encoder", ("model", "pytorch_model"))
-    text_sd = {k: v for k, v in text_sd.items() if not k.endswith("position_ids")}
+    text_sd = text_encoder_keys(read_component_weights(folder / "text_encoder", ("model", "pytorch_model")))
     return Checkpoint(
         tokenizer=CLIPTokenizer.from_pretrained(folder / "tokenizer"),
         text_encoder=strict_load(lambda: CLIPTextModel(text_cfg), text_sd, f"{folder}/text_encoder", dtype),

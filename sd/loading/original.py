@@ -23,6 +23,7 @@ from sd.errors import UserError
 from sd.loading.checkpoint import SD1, SD2, Checkpoint
 from sd.loading.config_json import config_from_dict, config_to_dict
 from sd.loading.detect import TEXT_PREFIXES, UNET, VAE, check_original_family, single_file_prediction_type
+from sd.loading.diffusers_text_encoder import text_encoder_keys
 from sd.loading.infer_config import infer_text_config, infer_unet_config, infer_vae_config
 from sd.loading.open_clip_text import open_clip_to_transformers, transformers_to_open_clip
 from sd.loading.read import read_weights
@@ -53,16 +54,10 @@ def split_original(state_dict: dict[str, torch.Tensor], family: str = SD1) -> di
         for name, prefix in prefixes(family).items():
             if not key.startswith(prefix):
                 continue
-            sub = key[len(prefix) :]
-            if name == "text_encoder" and family == SD1:
-                if sub.endswith("position_ids"):
-                    break
-                if not sub.startswith("text_model."):  # files saved by old transformers versions
-                    sub = "text_model." + sub
-            parts[name][sub] = value
+            parts[name][key[len(prefix) :]] = value
             break
-    if family == SD2:
-        parts["text_encoder"] = open_clip_to_transformers(parts["text_encoder"])
+    text = parts["text_encoder"]  # SD 1.x: transformers' names, with or without `text_model.`; SD 2.x: OpenCLIP's
+    parts["text_encoder"] = open_clip_to_transformers(text) if family == SD2 else text_encoder_keys(text)
     return parts
 
 

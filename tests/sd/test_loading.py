@@ -270,6 +270,24 @@ def test_diffusers_folder_errors(tiny, tmp_path):
     assert "no weights found" in error_of(no_weights)
 
 
+@pytest.mark.parametrize("layout", ["text_model.", "without text_model. (transformers >= 5)"])
+def test_diffusers_folder_text_encoder_keys_in_both_layouts(tiny, tmp_path, layout):
+    """transformers >= 5 saves CLIPTextModel as `encoder.layers...`; older versions as `text_model.encoder...`,
+    some with a `position_ids` buffer."""
+    from safetensors.torch import load_file
+
+    folder = save_diffusers_folder(tiny, tmp_path / "pipe")
+    weights = folder / "text_encoder" / "model.safetensors"
+    state = load_file(weights)
+    assert all(k.startswith("text_model.") for k in state)
+    if layout == "text_model.":
+        state["text_model.embeddings.position_ids"] = torch.arange(77)[None]
+    else:
+        state = {k.removeprefix("text_model."): v for k, v in state.items()}
+    save_file(state, weights)
+    assert_same_weights(load_checkpoint(folder), tiny)
+
+
 def test_diffusers_folder_with_bin_weights(tiny, tmp_path):
     """Older folders ship pickled `.bin` files: read with weights_only=True."""
     from safetensors.torch import load_file

@@ -366,6 +366,89 @@ def test_diffusers_folder_layouts_match_reference(layout, vocab_and_merges, tmp_
     assert resaved(prompts, **PADDED)["input_ids"] == expected
 
 
+def _write_tokenizer_json(folder: Path, vocab: dict[str, int], merges: list, added: list[dict], config: dict,
+                          string_merges: bool = False) -> Path:
+    """A `tokenizers` file (tokenizer.json) holding a BPE model, as transformers >= 5 saves a CLIP tokenizer
+    (merges as "a b" strings: as tokenizers < 0.20 wrote them); written without our code."""
+    folder.mkdir(exist_ok=True)
+    model = {"type": "BPE", "dropout": None, "unk_token": "<|endoftext|>", "continuing_subword_prefix": "",
+             "end_of_word_suffix": "</w>", "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+             "vocab": vocab, "merges": [f"{a} {b}" if string_merges else [a, b] for a, b in merges]}  # fmt: skip
+    data = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added, "normalizer": None,
+            "pre_tokenizer": None, "post_processor": None, "decoder": None, "model": model}  # fmt: skip
+    (folder / "tokenizer.json").write_text(json.dumps(data), encoding="utf-8")
+    (folder / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+    return folder
+
+
+def _written_by_transformers(folder: Path, vocab_and_merges) -> Path:
+    """The folder transformers 5 writes for SD 1.5's tokenizer: tokenizer.json and tokenizer_config.json only."""
+    vocab, merges = vocab_and_merges
+    old = _write_sd_folder(folder.with_name("old"), vocab, merges, *SD_FOLDERS["sd1"][:2])
+    transformers.CLIPTokenizer.from_pretrained(old).save_pretrained(folder)
+    assert {p.name for p in folder.iterdir()} == {"tokenizer.json", "tokenizer_config.json"}
+    return folder
+
+
+def _by_hand(folder: Path, vocab_and_merges) -> Path:
+    """SD 2.x's tokenizer in the new layout, merges as strings; the added tokens' flags decide: <|startoftext|>
+    is matched after the clean-up (so "<|StartOfText|>" in a prompt is that token), "!" pads."""
+    vocab, merges = vocab_and_merges
+    added = [{"id": 0, **_added("!", False, special=True)},
+             {"id": 49406, **_added("<|startoftext|>", True, special=True)},
+             {"id": 49407, **_added("<|endoftext|>", False, special=True)}]  # fmt: skip
+    config = {"model_max_length": 77, "tokenizer_class": "CLIPTokenizer", "pad_token": "!",
+              "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>"}  # fmt: skip
+    return _write_tokenizer_json(folder, vocab, merges, added, config, string_merges=True)
+
+
+SPECIAL_IDS = {"<|startoftext|>": 49406, "<|endoftext|>": 49407}
+
+
+def _both_layouts(folder: Path, vocab_and_merges) -> Path:
+    """tokenizer.json next to vocab.json and a merges.txt cut to half its merges: tokenizer.json is the one read."""
+    vocab, merges = vocab_and_merges
+    _write_sd_folder(folder, vocab, merges[: len(merges) // 2], *SD_FOLDERS["sd1"][:2])
+    added = [{"id": i, **_added(t, False, special=True)} for t, i in SPECIAL_IDS.items()]
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    return _write_tokenizer_json(folder, vocab, merges, added, config)
+
+
+TOKENIZER_JSON_FOLDERS = {"transformers5": _written_by_transformers, "by_hand_sd2": _by_hand, "both": _both_layouts}
+
+
+@pytest.mark.parametrize("layout", list(TOKENIZER_JSON_FOLDERS))
+def test_tokenizer_json_folders_match_reference(layout, vocab_and_merges, tmp_path):
+    folder = TOKENIZER_JSON_FOLDERS[layout](tmp_path / layout, vocab_and_merges)
+    mine = CLIPTokenizer.from_pretrained(folder)
+    theirs = transformers.CLIPTokenizer.from_pretrained(folder)
+    assert mine.pad_id == theirs.pad_token_id == (0 if layout == "by_hand_sd2" else 49407)
+    assert mine.encoder == vocab_and_merges[0] and mine.merges == vocab_and_merges[1]
+    prompts = ["hello! wow!!", "<|StartOfText|> <|ENDOFTEXT|> <|endoftext|>", "<|startoftext|>!", *PROMPTS[:200]]
+    expected = theirs(prompts, **PADDED)["input_ids"]
+    assert mine(prompts).tolist() == expected, _first_difference(prompts, mine(prompts).tolist(), expected)
+    if layout == "by_hand_sd2":  # the normalized flag is read: a differently cased <|startoftext|> is the token
+        assert expected[1][1] == 49406
+    mine.save_pretrained(tmp_path / "saved")  # what we save from it loads the same again, in transformers too
+    resaved = transformers.CLIPTokenizer.from_pretrained(tmp_path / "saved")
+    assert resaved(prompts, **PADDED)["input_ids"] == expected
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [({"model": {"type": "WordPiece", "vocab": {}}}, "holds a WordPiece model"),
+     ({"model": {"type": "BPE", "vocab": {}, "merges": ["a b c"]}}, "is not a pair of tokens"),
+     ({"added_tokens": ["<|endoftext|>"]}, "added_tokens should be objects")],
+)  # fmt: skip
+def test_a_tokenizer_json_that_is_not_clip_bpe_is_a_user_error(vocab_and_merges, tmp_path, change, message):
+    folder = _written_by_transformers(tmp_path / "new", vocab_and_merges)
+    data = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    (folder / "tokenizer.json").write_text(json.dumps({**data, **change}), encoding="utf-8")
+    with pytest.raises(UserError, match=message) as info:
+        CLIPTokenizer.from_pretrained(folder)
+    assert "tokenizer.json" in str(info.value) and "\n" not in str(info.value)
+
+
 def test_sd2_pad_token_is_configurable(vocab_and_merges):
     vocab, merges = vocab_and_merges
     sd2 = CLIPTokenizer(vocab, merges, pad_token="!")
@@ -379,7 +462,7 @@ def test_missing_tokenizer_file_is_a_user_error(ours, tmp_path, missing):
     (tmp_path / missing).unlink()
     with pytest.raises(UserError, match=missing) as info:
         CLIPTokenizer.from_pretrained(tmp_path)
-    assert "\n" not in str(info.value)
+    assert "tokenizer.json, or vocab.json and merges.txt" in str(info.value) and "\n" not in str(info.value)
 
 
 def test_unreadable_tokenizer_file_is_a_user_error(ours, tmp_path):
