@@ -15,7 +15,7 @@ from torch import nn
 
 from sd.bench.flops import meta_cost
 from sd.bench.timing import interleaved_medians
-from sd.loading.checkpoint import Checkpoint
+from sd.loading.checkpoint_types import Checkpoint
 from sd.prune.masking import nonzero_params, torch_masked
 from sd.prune.plan import PrunePlan
 from sd.prune.surgery import build_pruned_unet, param_count, prune_unet

@@ -11,7 +11,7 @@ import tempfile
 import torch
 
 from sd.errors import UserError
-from sd.loading.checkpoint import Checkpoint
+from sd.loading.checkpoint_types import Checkpoint
 from sd.loading.diffusers_text_encoder import text_config_to_diffusers, text_encoder_to_diffusers
 from sd.loading.diffusers_unet import unet_config_to_diffusers, unet_to_diffusers
 from sd.loading.diffusers_vae import vae_config_to_diffusers, vae_to_diffusers

@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 
 from sd.atomic_output import atomic_output
 from sd.errors import UserError
-from sd.loading.checkpoint import Checkpoint
+from sd.loading.checkpoint_types import Checkpoint
 from sd.loading.detect import check_diffusers_family
 from sd.loading.diffusers_text_encoder import (
     text_config_from_diffusers,
@@ -105,11 +105,12 @@ def load_diffusers_folder(
         raise UserError(f"{folder}: not a diffusers folder (no model_index.json); or pass a checkpoint file")
     model_index = read_json(folder / "model_index.json")
     unet_json = read_json(folder / "unet" / "config.json")
-    check_diffusers_family(model_index, unet_json, str(folder))
+    text_json = read_json(folder / "text_encoder" / "config.json")
+    family = check_diffusers_family(model_index, unet_json, text_json, str(folder))
 
     unet_cfg = unet_config_from_diffusers(unet_json)
     vae_cfg = vae_config_from_diffusers(read_json(folder / "vae" / "config.json"))
-    text_cfg = text_config_from_diffusers(read_json(folder / "text_encoder" / "config.json"))
+    text_cfg = text_config_from_diffusers(text_json)
     schedule_json = folder / "scheduler" / "scheduler_config.json"
     schedule_dict = read_json(schedule_json)
     schedule = schedule_from_diffusers(schedule_dict, str(schedule_json))
@@ -127,6 +128,7 @@ def load_diffusers_folder(
         unet=strict_load(lambda: UNetModel(unet_cfg), unet_sd, f"{folder}/unet", dtype),
         schedule=schedule,
         name=folder.name,
+        family=family,
         prediction_type=prediction_type,
     )
 

@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 
 from sd.atomic_output import atomic_output
 from sd.errors import UserError
-from sd.loading.checkpoint import SD1, SD2, Checkpoint
+from sd.loading.checkpoint_types import SD1, SD2, Checkpoint
 from sd.loading.config_json import config_from_dict, config_to_dict
 from sd.loading.detect import TEXT_PREFIXES, UNET, VAE, check_original_family, single_file_prediction_type
 from sd.loading.diffusers_text_encoder import text_encoder_keys
@@ -114,6 +114,7 @@ def load_original(path: Path, dtype: torch.dtype = torch.float32, prediction_typ
         unet=strict_load(lambda: build_pruned_unet(unet_cfg, plan), parts["unet"], f"{where} (UNet, '{UNET}*')", dtype),
         schedule=SD15_SCHEDULE,
         name=path.name,
+        family=family,
         prediction_type=prediction_type,
     )
 

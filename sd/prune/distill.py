@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from sd.data.dataset import generate
 from sd.eval.held_out import HeldOutBatch, denoising_loss
-from sd.loading.checkpoint import Checkpoint
+from sd.loading.checkpoint_types import Checkpoint
 from sd.prune.plan import PrunePlan
 from sd.prune.surgery import prune_unet
 from sd.train.curves import plot_curves

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from sd.loading.checkpoint import Checkpoint
+from sd.loading.checkpoint_types import SD1, Checkpoint
 from sd.loading.config_json import config_from_dict, config_to_dict
 from sd.loading.original import save_original
 from sd.schedule import SD15_SCHEDULE
@@ -43,6 +43,7 @@ def assemble(
         unet=model.unet.to(dtype).eval(),
         schedule=SD15_SCHEDULE,
         name=name,
+        family=SD1,  # OpenAI CLIP's text encoder, trained from scratch here
     )
 
 

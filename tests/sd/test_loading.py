@@ -152,6 +152,16 @@ def test_sd2_single_file_round_trip(tiny_sd2, tmp_path):
     assert load_checkpoint(path, prediction_type="epsilon").prediction_type == "epsilon"  # the flag wins
 
 
+@pytest.mark.parametrize("layout", ["single file", "diffusers folder"])
+def test_the_loader_stores_the_family(tiny, tiny_sd2, tmp_path, layout):
+    save = save_original if layout == "single file" else save_diffusers_folder
+    suffix = ".safetensors" if layout == "single file" else ""
+    families = {c.family: load_checkpoint(save(c, tmp_path / f"{c.name}{suffix}")).family for c in (tiny, tiny_sd2)}
+    assert families == {"SD 1.x": "SD 1.x", "SD 2.x": "SD 2.x"}
+    with pytest.raises(ValueError, match="family 'SD 3' is not one of"):
+        replace(tiny, family="SD 3")
+
+
 def test_sd2_file_without_configs_is_read_off_its_shapes(tiny_sd2, tmp_path):
     """A third-party SD 2.x file: OpenCLIP keys (fused in_proj, unused text_projection and logit_scale),
     no stored configs, no stored prediction type: v by default (SD 2.x 768), epsilon by flag (2.x-base 512)."""

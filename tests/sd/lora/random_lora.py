@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from sd.loading.checkpoint import Checkpoint
+from sd.loading.checkpoint_types import Checkpoint
 from sd.lora.formats import write_diffusers_lora
 from sd.lora.layer import LoraLayer
 from sd.lora.names import adaptable_modules, diffusers_names, diffusers_unet_names
