@@ -3,10 +3,11 @@
 import torch
 
 from sd.loading.checkpoint_types import SD1, SD2, Checkpoint
+from sd.loading.tokenizer_files import default_tokenizer
 from sd.schedule import SD15_SCHEDULE
 from tests.random_weights import randomize_
 from transformer.clip_text import TINY_TEXT, CLIPTextConfig, CLIPTextModel
-from transformer.clip_tokenizer import OPEN_CLIP_PAD_TOKEN, default_tokenizer
+from transformer.clip_tokenizer import OPEN_CLIP_PAD_TOKEN
 from unet.config import TINY_UNET, UNetConfig
 from unet.model import UNetModel
 from vae.autoencoder import AutoencoderKL

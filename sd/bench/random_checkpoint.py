@@ -7,9 +7,9 @@ from tqdm.auto import tqdm
 
 from sd.loading.checkpoint_types import SD1, Checkpoint
 from sd.loading.strict_load import strict_load
+from sd.loading.tokenizer_files import default_tokenizer
 from sd.schedule import SD15_SCHEDULE
 from transformer.clip_text import SD15_TEXT, CLIPTextModel
-from transformer.clip_tokenizer import default_tokenizer
 from unet.config import SD15_UNET
 from unet.model import UNetModel
 from vae.autoencoder import AutoencoderKL

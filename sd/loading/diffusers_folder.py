@@ -39,10 +39,10 @@ from sd.loading.diffusers_vae import (
 )
 from sd.loading.read import read_state_dict
 from sd.loading.strict_load import strict_load
+from sd.loading.tokenizer_files import load_tokenizer_folder, save_tokenizer_folder
 from sd.samplers.base import PREDICTION_TYPES
 from sd.schedule import NoiseSchedule
 from transformer.clip_text import CLIPTextModel
-from transformer.clip_tokenizer import CLIPTokenizer
 from unet.model import UNetModel
 from vae.autoencoder import AutoencoderKL
 
@@ -122,7 +122,7 @@ def load_diffusers_folder(
     vae_sd = vae_from_diffusers(read_component_weights(folder / "vae", ("diffusion_pytorch_model",)), vae_cfg)
     text_sd = text_encoder_keys(read_component_weights(folder / "text_encoder", ("model", "pytorch_model")))
     return Checkpoint(
-        tokenizer=CLIPTokenizer.from_pretrained(folder / "tokenizer"),
+        tokenizer=load_tokenizer_folder(folder / "tokenizer"),
         text_encoder=strict_load(lambda: CLIPTextModel(text_cfg), text_sd, f"{folder}/text_encoder", dtype),
         vae=strict_load(lambda: AutoencoderKL(vae_cfg), vae_sd, f"{folder}/vae", dtype),
         unet=strict_load(lambda: UNetModel(unet_cfg), unet_sd, f"{folder}/unet", dtype),
@@ -193,5 +193,5 @@ def save_diffusers_folder(checkpoint: Checkpoint, folder: str | Path, overwrite:
         )
         text_cfg, text_state = text_encoder_to_diffusers(checkpoint.text_encoder)  # SD 2.x: 23 of 24 layers
         _write_component(tmp / "text_encoder", text_config_to_diffusers(text_cfg), text_state, "model.safetensors")
-        checkpoint.tokenizer.save_pretrained(tmp / "tokenizer")
+        save_tokenizer_folder(checkpoint.tokenizer, tmp / "tokenizer")
     return folder

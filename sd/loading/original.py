@@ -28,11 +28,12 @@ from sd.loading.infer_config import infer_text_config, infer_unet_config, infer_
 from sd.loading.open_clip_text import open_clip_to_transformers, transformers_to_open_clip
 from sd.loading.read import read_weights
 from sd.loading.strict_load import strict_load
+from sd.loading.tokenizer_files import default_tokenizer
 from sd.prune.plan import PLAN_KEY, PrunePlan
 from sd.prune.surgery import build_pruned_unet
 from sd.schedule import SD15_SCHEDULE
 from transformer.clip_text import CLIPTextConfig, CLIPTextModel
-from transformer.clip_tokenizer import EOS_TOKEN, OPEN_CLIP_PAD_TOKEN, default_tokenizer
+from transformer.clip_tokenizer import EOS_TOKEN, OPEN_CLIP_PAD_TOKEN
 from unet.config import UNetConfig
 from vae.autoencoder import AutoencoderKL
 from vae.config import VAEConfig
