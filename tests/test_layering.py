@@ -79,6 +79,19 @@ def test_model_packages_import_nothing_from_sd():
     assert not offenders, sorted(offenders)
 
 
+def test_sd_loading_imports_only_what_lies_below_it():
+    """Features (pruning, LoRA, the pipeline, GIFs, training, the CLI) build on loading, not the reverse: a pruned
+    file's UNet is rebuilt by unet/pruned.py, not by sd/prune."""
+    below = ("sd.loading.", "sd.errors", "sd.paths", "sd.atomic_output", "sd.schedule", "sd.samplers")
+    offenders = {
+        f"{path.relative_to(REPO)}: {name}"
+        for path in (REPO / "sd" / "loading").rglob("*.py")
+        for name in imported_modules(path)
+        if name.startswith("sd.") and not name.startswith(below)
+    }
+    assert not offenders, sorted(offenders)
+
+
 def test_sd_loading_has_no_import_cycle():
     graph = import_graph("sd/loading")
     assert "sd.loading.original" in graph and graph["sd.loading.original"]  # the graph is read

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
+from torch import nn
 
 from sd.atomic_output import atomic_output
 from sd.errors import UserError
@@ -29,16 +31,16 @@ from sd.loading.open_clip_text import open_clip_to_transformers, transformers_to
 from sd.loading.read import read_weights
 from sd.loading.strict_load import strict_load
 from sd.loading.tokenizer_files import default_tokenizer
-from sd.prune.plan import PLAN_KEY, PrunePlan
-from sd.prune.surgery import build_pruned_unet
 from sd.schedule import SD15_SCHEDULE
 from transformer.clip_text import CLIPTextConfig, CLIPTextModel
 from transformer.clip_tokenizer import EOS_TOKEN, OPEN_CLIP_PAD_TOKEN
 from unet.config import UNetConfig
+from unet.pruned import PrunePlan, build_pruned_unet
 from vae.autoencoder import AutoencoderKL
 from vae.config import VAEConfig
 
 CONFIG_KEY = "sd_from_scratch.configs"  # safetensors metadata entry holding our exports' configs
+PLAN_KEY = "sd_from_scratch.prune_plan"  # and a pruned UNet's plan, which its shapes are rebuilt from
 PAD_TOKENS = {SD1: EOS_TOKEN, SD2: OPEN_CLIP_PAD_TOKEN}
 NATIVE_SIZE = {"epsilon": 512, "v_prediction": 768}  # SD 2.x-base and SD 2.x (768-v) were trained at these
 
@@ -88,6 +90,22 @@ def _configs(
         raise UserError(f"{path}: stores no config and its shapes fit none: {error}") from None
 
 
+def _unet_builder(config: UNetConfig, metadata: dict[str, str], where: str) -> Callable[[], nn.Module]:
+    """What builds the file's UNet: of `config`, pruned as the plan stored with a pruned UNet says."""
+    try:
+        plan = PrunePlan.from_json(metadata[PLAN_KEY]) if PLAN_KEY in metadata else None
+    except ValueError as error:
+        raise UserError(f"{where}: {error}") from None
+
+    def build() -> nn.Module:
+        try:
+            return build_pruned_unet(config, plan)
+        except ValueError as error:  # a stored plan that does not fit the stored config
+            raise UserError(f"{where}: prune plan: {error}") from None
+
+    return build
+
+
 def load_original(path: Path, dtype: torch.dtype = torch.float32, prediction_type: str | None = None) -> Checkpoint:
     """`prediction_type` overrides the stored or guessed one (see detect.single_file_prediction_type)."""
     where = str(path)
@@ -102,7 +120,6 @@ def load_original(path: Path, dtype: torch.dtype = torch.float32, prediction_typ
     if stored_prediction is None and family == SD2:
         vae_cfg = dataclasses.replace(vae_cfg, resolution=NATIVE_SIZE[prediction_type])
     text_prefix = TEXT_PREFIXES[family]
-    plan = PrunePlan.from_json(metadata[PLAN_KEY], where) if PLAN_KEY in metadata else None  # a pruned UNet
     return Checkpoint(
         tokenizer=default_tokenizer(PAD_TOKENS[family]),
         text_encoder=strict_load(
@@ -112,7 +129,7 @@ def load_original(path: Path, dtype: torch.dtype = torch.float32, prediction_typ
             dtype,
         ),
         vae=strict_load(lambda: AutoencoderKL(vae_cfg), parts["vae"], f"{where} (VAE, '{VAE}*')", dtype),
-        unet=strict_load(lambda: build_pruned_unet(unet_cfg, plan), parts["unet"], f"{where} (UNet, '{UNET}*')", dtype),
+        unet=strict_load(_unet_builder(unet_cfg, metadata, where), parts["unet"], f"{where} (UNet, '{UNET}*')", dtype),
         schedule=SD15_SCHEDULE,
         name=path.name,
         family=family,
