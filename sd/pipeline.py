@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from sd.bf16_compute import compute_dtype, set_bf16_compute
 from sd.errors import UserError
 from sd.images import image_to_tensor, tensor_to_images
-from sd.loading.checkpoint import Checkpoint
+from sd.loading.checkpoint_types import Checkpoint
 from sd.samplers import make_sampler
 from sd.samplers.noise import randn_tensor
 

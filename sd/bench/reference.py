@@ -11,10 +11,11 @@ import tempfile
 import torch
 
 from sd.errors import UserError
-from sd.loading.checkpoint import Checkpoint
+from sd.loading.checkpoint_types import Checkpoint
 from sd.loading.diffusers_text_encoder import text_config_to_diffusers, text_encoder_to_diffusers
 from sd.loading.diffusers_unet import unet_config_to_diffusers, unet_to_diffusers
 from sd.loading.diffusers_vae import vae_config_to_diffusers, vae_to_diffusers
+from sd.loading.tokenizer_files import save_tokenizer_folder
 
 # Per diffusers scheduler class, the options that make it the sampler of ours with the same algorithm under
 # SD 1.5's scheduler config (the sampler parity tests use this table too).
@@ -68,7 +69,7 @@ def reference_pipeline(checkpoint: Checkpoint, scheduler_class_name: str = "DDIM
     text_state = {k.removeprefix("text_model."): v for k, v in text_state.items()}
     text.load_state_dict(text_state, strict=True, assign=True)  # transformers >= 5 drops `text_model.` in memory
     with tempfile.TemporaryDirectory() as folder:
-        checkpoint.tokenizer.save_pretrained(folder)
+        save_tokenizer_folder(checkpoint.tokenizer, folder)
         tokenizer = transformers.CLIPTokenizer.from_pretrained(folder)
     schedule = checkpoint.schedule
     scheduler = getattr(diffusers, scheduler_class_name)(

@@ -17,11 +17,12 @@ from safetensors.torch import save_file
 
 from sd.atomic_output import atomic_output
 from sd.errors import UserError
-from sd.loading.checkpoint import Checkpoint
+from sd.loading.checkpoint_types import Checkpoint
 from sd.loading.detect import check_diffusers_family
 from sd.loading.diffusers_text_encoder import (
     text_config_from_diffusers,
     text_config_to_diffusers,
+    text_encoder_keys,
     text_encoder_to_diffusers,
 )
 from sd.loading.diffusers_unet import (
@@ -38,10 +39,10 @@ from sd.loading.diffusers_vae import (
 )
 from sd.loading.read import read_state_dict
 from sd.loading.strict_load import strict_load
+from sd.loading.tokenizer_files import load_tokenizer_folder, save_tokenizer_folder
 from sd.samplers.base import PREDICTION_TYPES
 from sd.schedule import NoiseSchedule
 from transformer.clip_text import CLIPTextModel
-from transformer.clip_tokenizer import CLIPTokenizer
 from unet.model import UNetModel
 from vae.autoencoder import AutoencoderKL
 
@@ -104,11 +105,12 @@ def load_diffusers_folder(
         raise UserError(f"{folder}: not a diffusers folder (no model_index.json); or pass a checkpoint file")
     model_index = read_json(folder / "model_index.json")
     unet_json = read_json(folder / "unet" / "config.json")
-    check_diffusers_family(model_index, unet_json, str(folder))
+    text_json = read_json(folder / "text_encoder" / "config.json")
+    family = check_diffusers_family(model_index, unet_json, text_json, str(folder))
 
     unet_cfg = unet_config_from_diffusers(unet_json)
     vae_cfg = vae_config_from_diffusers(read_json(folder / "vae" / "config.json"))
-    text_cfg = text_config_from_diffusers(read_json(folder / "text_encoder" / "config.json"))
+    text_cfg = text_config_from_diffusers(text_json)
     schedule_json = folder / "scheduler" / "scheduler_config.json"
     schedule_dict = read_json(schedule_json)
     schedule = schedule_from_diffusers(schedule_dict, str(schedule_json))
@@ -118,15 +120,15 @@ def load_diffusers_folder(
         read_component_weights(folder / "unet", ("diffusion_pytorch_model",)), unet_cfg
     )
     vae_sd = vae_from_diffusers(read_component_weights(folder / "vae", ("diffusion_pytorch_model",)), vae_cfg)
-    text_sd = read_component_weights(folder / "text_encoder", ("model", "pytorch_model"))
-    text_sd = {k: v for k, v in text_sd.items() if not k.endswith("position_ids")}
+    text_sd = text_encoder_keys(read_component_weights(folder / "text_encoder", ("model", "pytorch_model")))
     return Checkpoint(
-        tokenizer=CLIPTokenizer.from_pretrained(folder / "tokenizer"),
+        tokenizer=load_tokenizer_folder(folder / "tokenizer"),
         text_encoder=strict_load(lambda: CLIPTextModel(text_cfg), text_sd, f"{folder}/text_encoder", dtype),
         vae=strict_load(lambda: AutoencoderKL(vae_cfg), vae_sd, f"{folder}/vae", dtype),
         unet=strict_load(lambda: UNetModel(unet_cfg), unet_sd, f"{folder}/unet", dtype),
         schedule=schedule,
         name=folder.name,
+        family=family,
         prediction_type=prediction_type,
     )
 
@@ -191,5 +193,5 @@ def save_diffusers_folder(checkpoint: Checkpoint, folder: str | Path, overwrite:
         )
         text_cfg, text_state = text_encoder_to_diffusers(checkpoint.text_encoder)  # SD 2.x: 23 of 24 layers
         _write_component(tmp / "text_encoder", text_config_to_diffusers(text_cfg), text_state, "model.safetensors")
-        checkpoint.tokenizer.save_pretrained(tmp / "tokenizer")
+        save_tokenizer_folder(checkpoint.tokenizer, tmp / "tokenizer")
     return folder

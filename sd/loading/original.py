@@ -13,30 +13,34 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
+from torch import nn
 
 from sd.atomic_output import atomic_output
 from sd.errors import UserError
-from sd.loading.checkpoint import SD1, SD2, Checkpoint
+from sd.loading.checkpoint_types import SD1, SD2, Checkpoint
 from sd.loading.config_json import config_from_dict, config_to_dict
 from sd.loading.detect import TEXT_PREFIXES, UNET, VAE, check_original_family, single_file_prediction_type
+from sd.loading.diffusers_text_encoder import text_encoder_keys
 from sd.loading.infer_config import infer_text_config, infer_unet_config, infer_vae_config
 from sd.loading.open_clip_text import open_clip_to_transformers, transformers_to_open_clip
 from sd.loading.read import read_weights
 from sd.loading.strict_load import strict_load
-from sd.prune.plan import PLAN_KEY, PrunePlan
-from sd.prune.surgery import build_pruned_unet
+from sd.loading.tokenizer_files import default_tokenizer
 from sd.schedule import SD15_SCHEDULE
 from transformer.clip_text import CLIPTextConfig, CLIPTextModel
-from transformer.clip_tokenizer import EOS_TOKEN, OPEN_CLIP_PAD_TOKEN, default_tokenizer
+from transformer.clip_tokenizer import EOS_TOKEN, OPEN_CLIP_PAD_TOKEN
 from unet.config import UNetConfig
+from unet.pruned import PrunePlan, build_pruned_unet
 from vae.autoencoder import AutoencoderKL
 from vae.config import VAEConfig
 
 CONFIG_KEY = "sd_from_scratch.configs"  # safetensors metadata entry holding our exports' configs
+PLAN_KEY = "sd_from_scratch.prune_plan"  # and a pruned UNet's plan, which its shapes are rebuilt from
 PAD_TOKENS = {SD1: EOS_TOKEN, SD2: OPEN_CLIP_PAD_TOKEN}
 NATIVE_SIZE = {"epsilon": 512, "v_prediction": 768}  # SD 2.x-base and SD 2.x (768-v) were trained at these
 
@@ -53,16 +57,10 @@ def split_original(state_dict: dict[str, torch.Tensor], family: str = SD1) -> di
         for name, prefix in prefixes(family).items():
             if not key.startswith(prefix):
                 continue
-            sub = key[len(prefix) :]
-            if name == "text_encoder" and family == SD1:
-                if sub.endswith("position_ids"):
-                    break
-                if not sub.startswith("text_model."):  # files saved by old transformers versions
-                    sub = "text_model." + sub
-            parts[name][sub] = value
+            parts[name][key[len(prefix) :]] = value
             break
-    if family == SD2:
-        parts["text_encoder"] = open_clip_to_transformers(parts["text_encoder"])
+    text = parts["text_encoder"]  # SD 1.x: transformers' names, with or without `text_model.`; SD 2.x: OpenCLIP's
+    parts["text_encoder"] = open_clip_to_transformers(text) if family == SD2 else text_encoder_keys(text)
     return parts
 
 
@@ -92,6 +90,22 @@ def _configs(
         raise UserError(f"{path}: stores no config and its shapes fit none: {error}") from None
 
 
+def _unet_builder(config: UNetConfig, metadata: dict[str, str], where: str) -> Callable[[], nn.Module]:
+    """What builds the file's UNet: of `config`, pruned as the plan stored with a pruned UNet says."""
+    try:
+        plan = PrunePlan.from_json(metadata[PLAN_KEY]) if PLAN_KEY in metadata else None
+    except ValueError as error:
+        raise UserError(f"{where}: {error}") from None
+
+    def build() -> nn.Module:
+        try:
+            return build_pruned_unet(config, plan)
+        except ValueError as error:  # a stored plan that does not fit the stored config
+            raise UserError(f"{where}: prune plan: {error}") from None
+
+    return build
+
+
 def load_original(path: Path, dtype: torch.dtype = torch.float32, prediction_type: str | None = None) -> Checkpoint:
     """`prediction_type` overrides the stored or guessed one (see detect.single_file_prediction_type)."""
     where = str(path)
@@ -106,7 +120,6 @@ def load_original(path: Path, dtype: torch.dtype = torch.float32, prediction_typ
     if stored_prediction is None and family == SD2:
         vae_cfg = dataclasses.replace(vae_cfg, resolution=NATIVE_SIZE[prediction_type])
     text_prefix = TEXT_PREFIXES[family]
-    plan = PrunePlan.from_json(metadata[PLAN_KEY], where) if PLAN_KEY in metadata else None  # a pruned UNet
     return Checkpoint(
         tokenizer=default_tokenizer(PAD_TOKENS[family]),
         text_encoder=strict_load(
@@ -116,9 +129,10 @@ def load_original(path: Path, dtype: torch.dtype = torch.float32, prediction_typ
             dtype,
         ),
         vae=strict_load(lambda: AutoencoderKL(vae_cfg), parts["vae"], f"{where} (VAE, '{VAE}*')", dtype),
-        unet=strict_load(lambda: build_pruned_unet(unet_cfg, plan), parts["unet"], f"{where} (UNet, '{UNET}*')", dtype),
+        unet=strict_load(_unet_builder(unet_cfg, metadata, where), parts["unet"], f"{where} (UNet, '{UNET}*')", dtype),
         schedule=SD15_SCHEDULE,
         name=path.name,
+        family=family,
         prediction_type=prediction_type,
     )
 

@@ -152,6 +152,16 @@ def test_sd2_single_file_round_trip(tiny_sd2, tmp_path):
     assert load_checkpoint(path, prediction_type="epsilon").prediction_type == "epsilon"  # the flag wins
 
 
+@pytest.mark.parametrize("layout", ["single file", "diffusers folder"])
+def test_the_loader_stores_the_family(tiny, tiny_sd2, tmp_path, layout):
+    save = save_original if layout == "single file" else save_diffusers_folder
+    suffix = ".safetensors" if layout == "single file" else ""
+    families = {c.family: load_checkpoint(save(c, tmp_path / f"{c.name}{suffix}")).family for c in (tiny, tiny_sd2)}
+    assert families == {"SD 1.x": "SD 1.x", "SD 2.x": "SD 2.x"}
+    with pytest.raises(ValueError, match="family 'SD 3' is not one of"):
+        replace(tiny, family="SD 3")
+
+
 def test_sd2_file_without_configs_is_read_off_its_shapes(tiny_sd2, tmp_path):
     """A third-party SD 2.x file: OpenCLIP keys (fused in_proj, unused text_projection and logit_scale),
     no stored configs, no stored prediction type: v by default (SD 2.x 768), epsilon by flag (2.x-base 512)."""
@@ -268,6 +278,24 @@ def test_diffusers_folder_errors(tiny, tmp_path):
     no_weights = edit("model_index.json")
     (no_weights / "vae" / "diffusion_pytorch_model.safetensors").unlink()
     assert "no weights found" in error_of(no_weights)
+
+
+@pytest.mark.parametrize("layout", ["text_model.", "without text_model. (transformers >= 5)"])
+def test_diffusers_folder_text_encoder_keys_in_both_layouts(tiny, tmp_path, layout):
+    """transformers >= 5 saves CLIPTextModel as `encoder.layers...`; older versions as `text_model.encoder...`,
+    some with a `position_ids` buffer."""
+    from safetensors.torch import load_file
+
+    folder = save_diffusers_folder(tiny, tmp_path / "pipe")
+    weights = folder / "text_encoder" / "model.safetensors"
+    state = load_file(weights)
+    assert all(k.startswith("text_model.") for k in state)
+    if layout == "text_model.":
+        state["text_model.embeddings.position_ids"] = torch.arange(77)[None]
+    else:
+        state = {k.removeprefix("text_model."): v for k, v in state.items()}
+    save_file(state, weights)
+    assert_same_weights(load_checkpoint(folder), tiny)
 
 
 def test_diffusers_folder_with_bin_weights(tiny, tmp_path):
