@@ -19,6 +19,17 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 SD1, SD2 = "SD 1.x", "SD 2.x"
 
 
+@dataclass(frozen=True)
+class SamplingDefaults:
+    """How a model is meant to be sampled when the user names no sampler, steps or guidance: a distilled
+    student's few LCM steps without guidance (sd/loading/student.py), where the commands' own defaults
+    (25-50 guided steps) would waste its point."""
+
+    sampler: str
+    steps: int
+    guidance: float
+
+
 @dataclass
 class Checkpoint:
     tokenizer: CLIPTokenizer
@@ -28,6 +39,7 @@ class Checkpoint:
     schedule: NoiseSchedule
     name: str  # file or folder name, recorded in outputs' metadata
     prediction_type: str = "epsilon"  # what the UNet predicts: "epsilon" (noise) or "v_prediction"
+    defaults: SamplingDefaults | None = None  # None: the commands' own defaults apply
 
     @property
     def family(self) -> str:
@@ -53,6 +65,7 @@ def load_checkpoint(
     """
     from sd.loading.diffusers_folder import load_diffusers_folder
     from sd.loading.original import load_original
+    from sd.loading.student import load_student, student_info
 
     path, dtype = Path(path), parse_dtype(dtype)
     if prediction_type is not None:
@@ -61,5 +74,8 @@ def load_checkpoint(
         raise UserError(
             f"{path}: no such file or folder; pass a .safetensors or .ckpt file or a diffusers folder"
         )
-    load = load_diffusers_folder if path.is_dir() else load_original
-    return load(path, dtype, prediction_type)
+    if path.is_dir():
+        return load_diffusers_folder(path, dtype, prediction_type)
+    if student_info(path) is not None:  # a UNet-only distilled student: its base model with this UNet
+        return load_student(path, dtype, prediction_type)
+    return load_original(path, dtype, prediction_type)
