@@ -24,9 +24,9 @@ import torch
 from torch import nn
 
 from sd.samplers.ddpm import add_noise
-from sd.samplers.lcm import consistency_scalings, lcm_timesteps
+from sd.samplers.lcm import LCMSampler, consistency_scalings, lcm_timesteps
 
-GRID_POINTS = 50  # LCMSampler's original_inference_steps: the grid the student is distilled on
+GRID_POINTS = LCMSampler().original_inference_steps  # 50: the grid the sampler's timesteps are picked from
 HUBER_C = 0.001  # LCM's pseudo-Huber c (diffusers' train_lcm_distill_sd_wds.py default)
 
 

@@ -45,6 +45,7 @@ from sd.paths import SHIPPED_MODELS
 from sd.pipeline import StableDiffusionPipeline
 from sd.train.adversarial import Discriminator, discriminator_loss, generator_losses
 from sd.train.consistency import (
+    GRID_POINTS,
     HUBER_C,
     consistency_function,
     consistency_loss,
@@ -126,6 +127,7 @@ class Setup:
     std: torch.Tensor
     alphas_cumprod: torch.Tensor
     probe: dict  # fixed x_999, contexts and the teacher's 50-step ODE ends (main rank only)
+    fixed: dict  # a fixed batch for the self-consistency loss (main rank only)
 
     @torch.no_grad()
     def context(self, ids: torch.Tensor) -> torch.Tensor:
@@ -158,6 +160,28 @@ def probe_distance(unet: nn.Module, probe: dict, alphas_cumprod: torch.Tensor) -
     return torch.mean((f - probe["end"]) ** 2).item()
 
 
+@torch.no_grad()
+def fixed_batch(base: Checkpoint, ids: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, device) -> dict:
+    """64 training latents with fixed noise, one per grid point and then some: the stage-1 loss on them with
+    the network as its own target measures how self-consistent it is, on data that never changes."""
+    gen = torch.Generator().manual_seed(VAL_SEED)
+    idx = torch.randperm(len(ids), generator=gen)[:64]
+    z0 = (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen)) * base.vae.config.scaling_factor
+    noise = torch.randn(z0.shape, generator=gen)
+    index = torch.arange(len(idx)) % GRID_POINTS  # (n,) every grid point
+    context = base.text_encoder(ids[idx].to(device))
+    return {"z0": z0.to(device), "noise": noise.to(device), "index": index.to(device), "context": context}
+
+
+@torch.no_grad()
+def self_consistency(unet: nn.Module, s: Setup, guidance: float) -> float:
+    """The pseudo-Huber consistency loss on the fixed batch, with `unet` as its own target."""
+    b, teacher = s.fixed, s.base.unet
+    uncond = s.context(s.empty_ids).expand(len(b["z0"]), -1, -1)
+    return consistency_loss(unet.eval(), teacher, unet, b["z0"], b["noise"], b["index"], b["context"], uncond,
+                            guidance, s.alphas_cumprod).item()  # fmt: skip
+
+
 def prepare(args: argparse.Namespace) -> Setup:
     d = setup(args.device)
     if d.device.type == "cuda":
@@ -178,7 +202,8 @@ def prepare(args: argparse.Namespace) -> Setup:
     n_probe = max(args.val_prompts, 8)
     probe = ode_probe(base, n_probe, args.guidance, alphas_cumprod, d.device) if d.main else {}
     ids, empty_ids = base.tokenizer(data.captions), base.tokenizer([""])
-    return Setup(d, base, path, ids, empty_ids, mean, std, alphas_cumprod, probe)
+    fixed = fixed_batch(base, ids, mean, std, d.device) if d.main else {}
+    return Setup(d, base, path, ids, empty_ids, mean, std, alphas_cumprod, probe, fixed)
 
 
 def global_batch(args, s: Setup, iteration: int) -> tuple[torch.Tensor, ...]:
@@ -234,8 +259,10 @@ class Stage:
         """Validate `shipped`, save the state, write the student and the curves, and log s/iteration."""
         s, args, mode = self.s, self.args, shipped.training
         distance = probe_distance(shipped, s.probe, s.alphas_cumprod)
-        self.record(step, {"val: 1-step distance to the teacher's ODE end": distance})
-        line = f"{self.name} {step}/{self.steps}: probe {distance:.4f}"
+        consistency = self_consistency(shipped, s, args.guidance)
+        self.record(step, {"val: 1-step MSE to the teacher's ODE end": distance,
+                           "val: self-consistency (fixed batch)": consistency})  # fmt: skip
+        line = f"{self.name} {step}/{self.steps}: self-consistency {consistency:.5f}, 1-step MSE {distance:.4f}"
         if step > self.clock[1]:  # time per iteration since the last save, validation excluded
             seconds = (time.perf_counter() - self.clock[0]) / (step - self.clock[1])
             line += f", {seconds:.2f} s/iteration (batch {args.batch})"
@@ -274,7 +301,7 @@ def train_consistency(args, s: Setup) -> nn.Module:
     ddp = wrap(student, d)
     uncond = s.context(s.empty_ids)  # (1, 77, C)
     recipe = {"stage": 1, "method": "latent consistency distillation (LCM)", "guidance": args.guidance,
-              "grid": "50 points, DDIM jump k = 20", "loss": f"pseudo-Huber c = {HUBER_C}",
+              "grid": f"{GRID_POINTS} points, one DDIM jump", "loss": f"pseudo-Huber c = {HUBER_C}",
               "target_ema": args.ema_decay, "lr": args.lr}  # fmt: skip
     end = stage.end()
     if start == 0 and d.main:
