@@ -13,13 +13,13 @@ temporary name.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
 from sd.errors import UserError
+from sd.file_hash import file_sha256
 from sd.gif.easing import EASINGS
 from sd.gif.frame_cache import FrameCache
 from sd.gif.keyframes import Keyframe, parse_keyframes
@@ -49,10 +49,6 @@ class Animation:
     cached_frames: int
     outputs: list[Path] = field(default_factory=list)
     record: dict = field(default_factory=dict)  # what the sidecar holds
-
-
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def check_output(out: Path, overwrite: bool) -> None:

@@ -181,9 +181,12 @@ class FrameRenderer:
             if capture is not None and begin + i == capture:
                 kept.append(x.clone())
 
+        # Noise a sampler draws between steps (LCM's) is the same for every frame, whatever its place in the
+        # batch: frames then do not flicker, and batching changes nothing. The deterministic samplers draw none.
+        step_noise = [torch.Generator("cpu").manual_seed(0) for _ in range(latents.shape[0])]
         out = self.pipe.denoise(
-            latents, contexts, uncond, sampler, sampler.timesteps[begin:], s.guidance,
-            generators_for(0, latents.shape[0]), progress=self.progress, on_step=keep,
+            latents, contexts, uncond, sampler, sampler.timesteps[begin:], s.guidance, step_noise,
+            progress=self.progress, on_step=keep,
         )  # fmt: skip
         self.unet_steps += n * (s.steps - begin)
         return out[:n], (kept[0][:n] if kept else None)

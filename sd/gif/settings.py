@@ -16,8 +16,10 @@ from sd.gif.keyframes import Keyframe
 from sd.samplers import SAMPLERS
 
 TEXT_INTERPOLATIONS = ("lerp", "slerp", "off")
-# Ancestral samplers draw fresh noise every step, so neighbouring frames would not share a trajectory.
-GIF_SAMPLERS = ("ddim", "euler", "dpmpp_2m")
+# Ancestral samplers draw fresh noise every step, so neighbouring frames would not share a trajectory. LCM
+# (the distilled models') re-noises between its few steps too, but with the same noise for every frame
+# (sd/gif/renderer.py), so frames move only with their start noise and text.
+GIF_SAMPLERS = ("ddim", "euler", "dpmpp_2m", "lcm")
 # In-betweens start from the keyframes' latents this far into the steps. Measured with the shipped model
 # (docs/gif.md, "How the driver works"): 0.8 had the lowest jump ratios of 0.5-0.8, at 0.3x the UNet steps.
 DEFAULT_BRANCH = 0.8

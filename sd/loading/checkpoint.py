@@ -11,6 +11,7 @@ from sd.errors import UserError
 from sd.loading.checkpoint_types import Checkpoint
 from sd.loading.diffusers_folder import load_diffusers_folder
 from sd.loading.original import load_original
+from sd.loading.student import load_student, student_info
 from sd.samplers.base import check_prediction_type
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -39,5 +40,8 @@ def load_checkpoint(
         raise UserError(
             f"{path}: no such file or folder; pass a .safetensors or .ckpt file or a diffusers folder"
         )
-    load = load_diffusers_folder if path.is_dir() else load_original
-    return load(path, dtype, prediction_type)
+    if path.is_dir():
+        return load_diffusers_folder(path, dtype, prediction_type)
+    if student_info(path) is not None:  # a UNet-only distilled student: its base model with this UNet
+        return load_student(path, dtype, prediction_type)
+    return load_original(path, dtype, prediction_type)

@@ -19,6 +19,17 @@ SD1, SD2 = "SD 1.x", "SD 2.x"
 FAMILIES = (SD1, SD2)
 
 
+@dataclass(frozen=True)
+class SamplingDefaults:
+    """How a model is meant to be sampled when the user names no sampler, steps or guidance: a distilled
+    student's few LCM steps without guidance (sd/loading/student.py), where the commands' own defaults
+    (25-50 guided steps) would waste its point."""
+
+    sampler: str
+    steps: int
+    guidance: float
+
+
 @dataclass
 class Checkpoint:
     tokenizer: CLIPTokenizer
@@ -29,6 +40,7 @@ class Checkpoint:
     name: str  # file or folder name, recorded in outputs' metadata
     family: str  # SD1 or SD2, as the loader read it off the file (it decides the layout a single file is saved in)
     prediction_type: str = "epsilon"  # what the UNet predicts: "epsilon" (noise) or "v_prediction"
+    defaults: SamplingDefaults | None = None  # None: the commands' own defaults apply
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:

@@ -41,6 +41,7 @@ from sd.loading.read import read_state_dict
 from sd.loading.strict_load import strict_load
 from sd.loading.tokenizer_files import load_tokenizer_folder, save_tokenizer_folder
 from sd.samplers.base import PREDICTION_TYPES
+from sd.samplers.lcm import LCMSampler
 from sd.schedule import NoiseSchedule
 from transformer.clip_text import CLIPTextModel
 from unet.model import UNetModel
@@ -139,6 +140,32 @@ def _write_component(folder: Path, config: dict, weights: dict[str, torch.Tensor
     save_file({k: v.contiguous() for k, v in weights.items()}, folder / file_name, metadata={"format": "pt"})
 
 
+def scheduler_config(checkpoint: Checkpoint) -> dict:
+    """SD 1.5's published scheduler config; for a model sampled with LCM by default (a distilled student),
+    diffusers' LCMScheduler on the same schedule, as `LCMScheduler.from_config` of SD 1.5's config builds it."""
+    schedule = checkpoint.schedule
+    config = {
+        "_class_name": "PNDMScheduler",
+        "beta_start": schedule.beta_start,
+        "beta_end": schedule.beta_end,
+        "beta_schedule": schedule.beta_schedule,
+        "num_train_timesteps": schedule.num_train_timesteps,
+        "clip_sample": False,
+        "set_alpha_to_one": False,
+        "skip_prk_steps": True,
+        "steps_offset": 1,
+        "prediction_type": checkpoint.prediction_type,
+        "timestep_spacing": "leading",
+        "trained_betas": None,
+    }
+    if checkpoint.defaults is None or checkpoint.defaults.sampler != "lcm":
+        return config
+    lcm = LCMSampler(schedule)
+    del config["skip_prk_steps"]
+    return config | {"_class_name": "LCMScheduler", "original_inference_steps": lcm.original_inference_steps,
+                     "timestep_scaling": lcm.timestep_scaling}  # fmt: skip
+
+
 def save_diffusers_folder(checkpoint: Checkpoint, folder: str | Path, overwrite: bool = False) -> Path:
     """Write a folder that diffusers' `StableDiffusionPipeline.from_pretrained` loads."""
     folder = Path(folder)
@@ -146,7 +173,6 @@ def save_diffusers_folder(checkpoint: Checkpoint, folder: str | Path, overwrite:
         raise UserError(f"{folder}: a pruned UNet has no diffusers layout (diffusers' blocks have no separate hidden "
                         "width, head count or FF width); save it as a .safetensors file instead")  # fmt: skip
     unet_cfg, vae_cfg = checkpoint.unet.config, checkpoint.vae.config
-    schedule = checkpoint.schedule
     with atomic_output(folder, overwrite) as tmp:
         tmp.mkdir()
         model_index = {
@@ -161,22 +187,10 @@ def save_diffusers_folder(checkpoint: Checkpoint, folder: str | Path, overwrite:
             "unet": ["diffusers", "UNet2DConditionModel"],
             "vae": ["diffusers", "AutoencoderKL"],
         }
+        scheduler = scheduler_config(checkpoint)
+        model_index["scheduler"] = ["diffusers", scheduler["_class_name"]]
         (tmp / "model_index.json").write_text(json.dumps(model_index, indent=2) + "\n")
         (tmp / "scheduler").mkdir()
-        scheduler = {  # SD 1.5's published scheduler config
-            "_class_name": "PNDMScheduler",
-            "beta_start": schedule.beta_start,
-            "beta_end": schedule.beta_end,
-            "beta_schedule": schedule.beta_schedule,
-            "num_train_timesteps": schedule.num_train_timesteps,
-            "clip_sample": False,
-            "set_alpha_to_one": False,
-            "skip_prk_steps": True,
-            "steps_offset": 1,
-            "prediction_type": checkpoint.prediction_type,
-            "timestep_spacing": "leading",
-            "trained_betas": None,
-        }
         (tmp / "scheduler" / "scheduler_config.json").write_text(json.dumps(scheduler, indent=2) + "\n")
         latent_factor = 2 ** (len(vae_cfg.ch_mult) - 1)
         _write_component(

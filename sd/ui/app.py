@@ -232,6 +232,7 @@ def build_app(out_dir: str | Path = "outputs/ui"):
             generate, list(inputs.values()), [status, preview, files, gallery, frames_state]
         )  # fmt: skip
         stop_button.click(stop, None, None, concurrency_limit=None)
+        model.change(models.sampling_for, [model, checkpoint], [sampler, steps, guidance])  # a student's own
         inspire_button.click(inspire_me, [topics, model, seed], keyframes_box)
         audio_button.click(audio_template, [audio, fps, component], keyframes_box)
         video.change(video_defaults, [video, keyframes_box], [fps, keyframes_box, video_info])
