@@ -19,10 +19,15 @@ from sd.paths import DEFAULT_CHECKPOINT
 from sd.pipeline import StableDiffusionPipeline, check_size
 from sd.samplers import SAMPLERS
 from sd.samplers.base import PREDICTION_TYPES
+from sd.samplers.spacing import SPACINGS
 
 PREDICTION_HELP = (
     "what the UNet predicts, when the checkpoint cannot tell: an SD 2.x single file is taken as v_prediction "
     "(SD 2.x 768) unless this says epsilon (SD 2.x-base 512); default: what the checkpoint says"
+)
+SPACING_HELP = (
+    "which timesteps the steps visit: leading, linspace or trailing (trailing for Turbo models and few-step LCM); "
+    "default: what the checkpoint's scheduler config says, else the sampler's diffusers default"
 )
 
 
@@ -47,6 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument("--seed", type=int, default=0, help="seed of the first image (default 0)")
         parser.add_argument("--steps", type=int, default=50, help="denoising steps (default 50)")
         parser.add_argument("--sampler", choices=list(SAMPLERS), default="ddim", help="sampler (default ddim)")
+        parser.add_argument("--spacing", choices=SPACINGS, help=SPACING_HELP)
         parser.add_argument("--eta", type=float, default=0.0, help="DDIM's eta: 0 deterministic, 1 DDPM-like")
         parser.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale (default 7.5)")
         parser.add_argument("--width", type=int, help="multiple of 8 (default: the model's native size)")
@@ -104,7 +110,9 @@ def run(args: argparse.Namespace) -> int:
     common = dict(
         negative_prompt=args.negative, seed=args.seed, steps=args.steps, sampler=args.sampler,
         guidance=args.guidance, width=args.width, height=args.height, batch=args.batch, eta=args.eta,
+        spacing=args.spacing,
     )  # fmt: skip
+    spacing = pipe.timestep_config(args.sampler, args.spacing).spacing  # what ran, recorded in the PNG
     with applied_loras(checkpoint, load_specs(args.lora_specs, checkpoint)):  # merged into the weights
         if init is None:
             images = pipe.txt2img(args.prompt, **common)
@@ -115,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
         info = PngInfo()
         settings = {
             "prompt": args.prompt, "negative_prompt": args.negative, "seed": args.seed + i, "sampler": args.sampler,
-            "steps": args.steps, "guidance": args.guidance, "eta": args.eta, "size": f"{image.width}x{image.height}",
+            "steps": args.steps, "spacing": spacing, "guidance": args.guidance, "eta": args.eta,
+            "size": f"{image.width}x{image.height}",
             "checkpoint": checkpoint.name, "dtype": args.dtype, "prediction_type": checkpoint.prediction_type,
         }  # fmt: skip
         if pipe.bf16_compute is not None:

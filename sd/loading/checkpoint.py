@@ -1,4 +1,5 @@
-"""A loaded Stable Diffusion model: its four components plus the noise schedule it was trained with."""
+"""A loaded Stable Diffusion model: its four components plus the noise schedule it was trained with and the
+scheduler facts it ships for sampling (timestep spacing, steps_offset, set_alpha_to_one)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 
 from sd.errors import UserError
 from sd.samplers.base import check_prediction_type
+from sd.samplers.spacing import SD15_TIMESTEPS, TimestepConfig
 from sd.schedule import NoiseSchedule
 from transformer.clip_text import CLIPTextModel
 from transformer.clip_tokenizer import CLIPTokenizer
@@ -28,6 +30,7 @@ class Checkpoint:
     schedule: NoiseSchedule
     name: str  # file or folder name, recorded in outputs' metadata
     prediction_type: str = "epsilon"  # what the UNet predicts: "epsilon" (noise) or "v_prediction"
+    timestep_config: TimestepConfig = SD15_TIMESTEPS  # the spacing etc. its scheduler config names
 
     @property
     def family(self) -> str:

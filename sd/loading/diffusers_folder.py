@@ -4,7 +4,8 @@
 
 UNet and VAE keys are renamed to the original layout (rules generated from the config); the text
 encoder's keys are already transformers' names, which ours mirror. What the UNet predicts (epsilon or v)
-is the scheduler config's `prediction_type`.
+is the scheduler config's `prediction_type`; its `timestep_spacing`, `steps_offset` and `set_alpha_to_one`
+pick the timesteps the samplers visit (sd/samplers/spacing.py).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from sd.loading.diffusers_vae import (
 from sd.loading.read import read_state_dict
 from sd.loading.strict_load import strict_load
 from sd.samplers.base import PREDICTION_TYPES
+from sd.samplers.spacing import TimestepConfig
 from sd.schedule import NoiseSchedule
 from transformer.clip_text import CLIPTextModel
 from transformer.clip_tokenizer import CLIPTokenizer
@@ -96,6 +98,13 @@ def schedule_from_diffusers(d: dict, where: str) -> NoiseSchedule:
     )
 
 
+def timestep_config_from_diffusers(d: dict, where: str) -> TimestepConfig:
+    try:
+        return TimestepConfig.from_diffusers(d)
+    except UserError as error:
+        raise UserError(f"{where}: {error}") from None
+
+
 def load_diffusers_folder(
     folder: Path, dtype: torch.dtype = torch.float32, prediction_type: str | None = None
 ) -> Checkpoint:
@@ -113,6 +122,7 @@ def load_diffusers_folder(
     schedule_dict = read_json(schedule_json)
     schedule = schedule_from_diffusers(schedule_dict, str(schedule_json))
     prediction_type = prediction_type or prediction_type_from_diffusers(schedule_dict, str(schedule_json))
+    timestep_config = timestep_config_from_diffusers(schedule_dict, str(schedule_json))
 
     unet_sd = unet_from_diffusers(
         read_component_weights(folder / "unet", ("diffusion_pytorch_model",)), unet_cfg
@@ -128,6 +138,7 @@ def load_diffusers_folder(
         schedule=schedule,
         name=folder.name,
         prediction_type=prediction_type,
+        timestep_config=timestep_config,
     )
 
 
@@ -161,19 +172,17 @@ def save_diffusers_folder(checkpoint: Checkpoint, folder: str | Path, overwrite:
         }
         (tmp / "model_index.json").write_text(json.dumps(model_index, indent=2) + "\n")
         (tmp / "scheduler").mkdir()
-        scheduler = {  # SD 1.5's published scheduler config
+        scheduler = {  # SD 1.5's published scheduler config, with this checkpoint's schedule and timestep facts
             "_class_name": "PNDMScheduler",
             "beta_start": schedule.beta_start,
             "beta_end": schedule.beta_end,
             "beta_schedule": schedule.beta_schedule,
             "num_train_timesteps": schedule.num_train_timesteps,
             "clip_sample": False,
-            "set_alpha_to_one": False,
             "skip_prk_steps": True,
-            "steps_offset": 1,
             "prediction_type": checkpoint.prediction_type,
-            "timestep_spacing": "leading",
             "trained_betas": None,
+            **checkpoint.timestep_config.to_diffusers(),  # no timestep_spacing when the checkpoint names none
         }
         (tmp / "scheduler" / "scheduler_config.json").write_text(json.dumps(scheduler, indent=2) + "\n")
         latent_factor = 2 ** (len(vae_cfg.ch_mult) - 1)

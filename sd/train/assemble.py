@@ -19,6 +19,7 @@ import torch
 from sd.loading.checkpoint import Checkpoint
 from sd.loading.config_json import config_from_dict, config_to_dict
 from sd.loading.original import save_original
+from sd.samplers.spacing import LEADING_SD15
 from sd.schedule import SD15_SCHEDULE
 from sd.train.state import load_state
 from sd.train.text_to_image import TextToImage
@@ -43,6 +44,7 @@ def assemble(
         unet=model.unet.to(dtype).eval(),
         schedule=SD15_SCHEDULE,
         name=name,
+        timestep_config=LEADING_SD15,  # the spacing its samples, figures and evaluations were made with
     )
 
 
