@@ -142,9 +142,14 @@ class StableDiffusionPipeline:
 
     def timestep_config(self, sampler: str, spacing: str | None = None) -> TimestepConfig:
         """The timestep facts `sampler` runs with: the checkpoint's, its spacing replaced by `spacing` (the
-        user's --spacing) if given, else by the sampler's diffusers default if the checkpoint names none."""
+        user's --spacing) if given, else by the sampler's diffusers default if the checkpoint names none.
+        The spacing is None for a sampler that follows no spacing rule (LCM), which refuses --spacing."""
         config = self.checkpoint.timestep_config
-        return replace(config, spacing=spacing or spacing_of(sampler, config))
+        own = spacing_of(sampler, config)
+        if own is None and spacing is not None:
+            raise UserError(f"--spacing {spacing}: the {sampler} sampler picks its timesteps from its own grid, "
+                            "not by a spacing rule; drop --spacing")  # fmt: skip
+        return replace(config, spacing=spacing or own)
 
     def _sampler(self, name: str, steps: int, eta: float, spacing: str | None = None):
         """The named sampler with its timesteps set, for what the UNet predicts; eta only means something to DDIM."""

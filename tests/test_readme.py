@@ -20,6 +20,14 @@ def test_readme_has_exactly_two_setup_commands_with_pinned_torch():
     assert "pytest" in commands[1]
 
 
+def test_readme_is_a_short_entry_with_the_reading_order_on_its_first_screen():
+    """Everything else lives in docs/ (tests/test_docs.py checks that the README links there)."""
+    lines = REPO.joinpath("README.md").read_text().splitlines()
+    assert len(lines) <= 250
+    first_screen = "\n".join(lines[:30])
+    assert "tokenizer -> text encoder ->" in first_screen and "GIF driver" in first_screen
+
+
 def test_ci_runs_the_readmes_test_command():
     ci = REPO.joinpath(".ci/run").read_text().splitlines()
     assert readme_commands()[1] in ci

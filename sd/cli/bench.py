@@ -25,8 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "bench", help="benchmark our SD 1.5 stack against diffusers", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    parser.add_argument("what", nargs="?", choices=["unet", "txt2img", "memory", "all", "gif", "prune", "mobile"],
-                        default="all")  # fmt: skip
+    parser.add_argument("what", nargs="?", default="all",
+                        choices=["unet", "txt2img", "memory", "all", "gif", "prune", "mobile", "cuda"])  # fmt: skip
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds per side (default 3), after a warm-up")
     parser.add_argument("--steps", type=int, default=4, help="txt2img denoising steps (default 4)")
     parser.add_argument("--size", type=int, default=512, help="txt2img image side in pixels (default 512)")
@@ -69,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.what == "gif":
         return run_gif(args)
+    if args.what == "cuda":
+        return run_cuda(args)
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; random SD 1.5 weights")
     checkpoint = random_sd15()
@@ -109,6 +111,32 @@ def run(args: argparse.Namespace) -> int:
               "(memory-mapped: weights are read when used)")  # fmt: skip
         print(f"  after reading every weight +{m['touched'] - m['base']:.2f} GiB = "
               f"{(m['touched'] - m['base']) / m['file']:.2f}x the weights")  # fmt: skip
+    return 0
+
+
+def run_cuda(args: argparse.Namespace) -> int:
+    from sd.bench.cuda import bench_cuda
+    from sd.bench.random_checkpoint import random_sd15
+
+    gif_checkpoint = Path(args.checkpoint or DEFAULT_CHECKPOINT)
+    r = bench_cuda(random_sd15(), "cuda", steps=args.steps, size=args.size, repeats=args.repeats,
+                   gif_checkpoint=gif_checkpoint if gif_checkpoint.exists() else None)  # fmt: skip
+    print(f"torch {torch.__version__}, {r['device']}; random SD 1.5 weights; TF32 off")
+    print("\n| check | relative error |\n| --- | --- |")
+    for name, value in r["errors"].items():
+        print(f"| {name} | {value:.2e} |")
+    print("\n| images | max pixel difference (0-255) |\n| --- | --- |")
+    for name, value in r["pixels"].items():
+        print(f"| {name} | {value} |")
+    print("\n| peak GPU memory of one txt2img | GiB |\n| --- | --- |")
+    for name, value in r["memory_gib"].items():
+        print(f"| {name} | {value:.2f} |")
+    print("\n| timing (medians of interleaved runs) | ours s | diffusers s | ours/diffusers |")
+    print("| --- | --- | --- | --- |")
+    for name, m in r["seconds"].items():
+        print(f"| {name} | {m['ours']:.4f} | {m['diffusers']:.4f} | {m['ours'] / m['diffusers']:.2f}x |")
+    if "gif" in r:
+        print(f"\ngif on the GPU vs the CPU ({gif_checkpoint.name}): {r['gif']}")
     return 0
 
 

@@ -123,10 +123,11 @@ def run(args: argparse.Namespace) -> int:
         info = PngInfo()
         settings = {
             "prompt": args.prompt, "negative_prompt": args.negative, "seed": args.seed + i, "sampler": args.sampler,
-            "steps": args.steps, "spacing": spacing, "guidance": args.guidance, "eta": args.eta,
-            "size": f"{image.width}x{image.height}",
+            "steps": args.steps, "guidance": args.guidance, "eta": args.eta, "size": f"{image.width}x{image.height}",
             "checkpoint": checkpoint.name, "dtype": args.dtype, "prediction_type": checkpoint.prediction_type,
         }  # fmt: skip
+        if spacing is not None:  # None: the sampler follows no spacing rule (LCM)
+            settings["spacing"] = spacing
         if pipe.bf16_compute is not None:
             settings["bf16_compute"] = pipe.bf16_compute  # what ran: "native" or "fp32"
         if args.lora_specs:

@@ -20,7 +20,7 @@ TEXT_INTERPOLATIONS = ("lerp", "slerp", "off")
 # Ancestral samplers draw fresh noise every step, so neighbouring frames would not share a trajectory.
 GIF_SAMPLERS = ("ddim", "euler", "dpmpp_2m")
 # In-betweens start from the keyframes' latents this far into the steps. Measured with the shipped model
-# (README, "How the GIF driver works"): 0.8 had the lowest jump ratios of 0.5-0.8, at 0.3x the UNet steps.
+# (docs/gif.md, "How the driver works"): 0.8 had the lowest jump ratios of 0.5-0.8, at 0.3x the UNet steps.
 DEFAULT_BRANCH = 0.8
 FORMATS = ("gif", "mp4", "png")
 

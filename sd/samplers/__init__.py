@@ -16,6 +16,7 @@ from sd.samplers.ddpm import DDPMSampler
 from sd.samplers.dpmpp_2m import DPMSolverPlusPlus2MSampler
 from sd.samplers.euler import EulerSampler
 from sd.samplers.euler_ancestral import EulerAncestralSampler
+from sd.samplers.lcm import LCMSampler
 from sd.samplers.spacing import SD15_TIMESTEPS, TimestepConfig
 from sd.schedule import SD15_SCHEDULE, NoiseSchedule
 
@@ -25,6 +26,7 @@ SAMPLERS: dict[str, type] = {
     "euler": EulerSampler,
     "euler_a": EulerAncestralSampler,
     "dpmpp_2m": DPMSolverPlusPlus2MSampler,
+    "lcm": LCMSampler,  # few-step sampling of consistency-distilled models (LCM, LCM-LoRA)
 }
 
 
@@ -43,18 +45,24 @@ def make_sampler(
     timestep_config: TimestepConfig = SD15_TIMESTEPS,
     **kwargs: object,
 ) -> Sampler:
-    """The sampler called `name`; an unknown name or an option it does not take is the user's to fix."""
+    """The sampler called `name`; an unknown name or an option it does not take is the user's to fix.
+    `timestep_config` goes to the samplers that space their steps (not LCM, which has its own grid)."""
     cls = sampler_class(name)
-    options = [p for p in inspect.signature(cls).parameters if p not in NOT_OPTIONS]
+    parameters = inspect.signature(cls).parameters
+    options = [p for p in parameters if p not in NOT_OPTIONS]
     unknown = sorted(set(kwargs) - set(options))
     if unknown:
         raise UserError(f"sampler {name!r} takes no option {unknown[0]!r}; its options: {', '.join(options)}")
-    return cls(schedule, timestep_config=timestep_config, **kwargs)
+    if "timestep_config" in parameters:
+        kwargs["timestep_config"] = timestep_config
+    return cls(schedule, **kwargs)
 
 
-def spacing_of(name: str, timestep_config: TimestepConfig) -> str:
-    """The spacing sampler `name` runs with under `timestep_config` (its diffusers default if that names none)."""
-    return timestep_config.spacing_or(sampler_class(name).default_spacing)
+def spacing_of(name: str, timestep_config: TimestepConfig) -> str | None:
+    """The spacing sampler `name` runs with under `timestep_config` (its diffusers default if that names none);
+    None for a sampler whose timesteps follow no spacing rule (LCM: its distillation grid)."""
+    default = sampler_class(name).default_spacing
+    return None if default is None else timestep_config.spacing_or(default)
 
 
 __all__ = ["SAMPLERS", "Sampler", "make_sampler", "spacing_of"]

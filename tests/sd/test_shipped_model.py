@@ -17,7 +17,7 @@ from sd.paths import DEFAULT_CHECKPOINT
 from sd.pipeline import StableDiffusionPipeline as OurPipeline
 from tests.tiny_checkpoint import assert_same_weights
 
-# Measured held-in (n=400): colour 98.8%, shape 94.8%, position 100%, background 100% (README). The floors
+# Measured held-in (n=400): colour 98.8%, shape 94.8%, position 100%, background 100% (docs/small-model.md). The floors
 # leave room for the spread of 48 samples, so only a real regression trips them.
 FLOORS = {"colour": 0.9, "shape": 0.8, "position": 0.9, "background": 0.9}
 PROMPT = "a large red circle in the top left on a blue background"

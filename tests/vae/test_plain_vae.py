@@ -54,7 +54,8 @@ def test_shipped_weights_reach_their_elbo() -> None:
     model = load_model(PlainVAE, PlainVAEConfig, WEIGHTS)
     x = images(100, seed=4242)
     terms = negative_elbo(model, x, torch.Generator().manual_seed(0))
-    # The README's figure: held-out -ELBO 158 nats above the Bernoulli floor (120 reconstruction + 38 KL).
+    # docs/educational-models.md's figure: held-out -ELBO 158 nats above the Bernoulli floor
+    # (120 reconstruction + 38 KL).
     gap = terms["loss"].item() - reconstruction_floor(x).mean().item()
     assert gap < 200 and 25 < terms["kl"].item() < 60, (gap, terms)
     assert WEIGHTS.stat().st_size < 2 * 2**20

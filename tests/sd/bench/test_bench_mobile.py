@@ -1,4 +1,4 @@
-"""`python -m sd bench mobile`: the counts behind the README's mobile claims, and a latency table whose base row
+"""`python -m sd bench mobile`: the counts behind docs/mobile.md's claims, and a latency table whose base row
 is the standard UNet's own median (1.00x), not that UNet timed against itself."""
 
 from __future__ import annotations

@@ -31,9 +31,13 @@ def test_round_trip_is_strict_and_exact(pruned_file):
     assert param_count(loaded.unet) == param_count(pruned.unet)
     a, b = pruned.unet.state_dict(), loaded.unet.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # The weights are the same bits; the outputs need not be: the loaded weights are memory-mapped at the file's
+    # offsets (4-byte aligned, not 64), and oneDNN may pick another kernel for them, which sums in another order.
+    # That moved one value in the last digit (2.2672e-01 vs 2.2673e-01) in one full-suite run; fp32 round-off bound:
     x, context = torch.randn(2, 4, 8, 8), torch.randn(2, 77, 64)
     with torch.no_grad():
-        assert torch.equal(pruned.unet(x, 300, context), loaded.unet(x, 300, context))
+        expected, got = pruned.unet(x, 300, context), loaded.unet(x, 300, context)
+    assert (got - expected).abs().max() <= 1e-5 * expected.abs().max()
 
 
 def test_a_tampered_pruned_file_is_refused(pruned_file, tmp_path):

@@ -7,7 +7,7 @@ from sd.samplers import SAMPLERS, make_sampler
 
 
 def test_registry_names():
-    assert list(SAMPLERS) == ["ddpm", "ddim", "euler", "euler_a", "dpmpp_2m"]
+    assert list(SAMPLERS) == ["ddpm", "ddim", "euler", "euler_a", "dpmpp_2m", "lcm"]
     for name in SAMPLERS:
         assert make_sampler(name).order == 1
 
@@ -15,7 +15,7 @@ def test_registry_names():
 def test_unknown_sampler_lists_the_choices():
     with pytest.raises(UserError) as excinfo:
         make_sampler("heun")
-    assert str(excinfo.value) == "unknown sampler 'heun'; choose one of ddpm, ddim, euler, euler_a, dpmpp_2m"
+    assert str(excinfo.value) == "unknown sampler 'heun'; choose one of ddpm, ddim, euler, euler_a, dpmpp_2m, lcm"
 
 
 def test_option_the_sampler_does_not_take():

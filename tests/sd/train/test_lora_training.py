@@ -45,7 +45,7 @@ def test_a_short_run_redraws_the_word_and_keeps_the_rest(tmp_path):
     assert recoloured["nearer_new_lora"] > 0.6 and recoloured["nearer_new_base"] == 0.0
     assert style["styled_colour_read"]["lora"].get("red", 0) == 0 and style["styled_colour_read"]["base"] == {"red": 4}
     # Prompts without "red" keep what the classifier reads (measured 100% -> 100% of 20 attributes) and move
-    # little (measured 7.2/255 mean |difference|; about 2 after the full 400-step run, README).
+    # little (measured 7.2/255 mean |difference|; about 2 after the full 400-step run, docs/lora.md).
     accuracy = style["control_attribute_accuracy"]
     assert accuracy["lora"] >= accuracy["base"] - 0.1
     assert style["control_mean_abs_diff"] < 12
