@@ -32,7 +32,7 @@ from sd.bf16_compute import compute_dtype, set_bf16_compute
 from sd.errors import UserError
 from sd.images import image_to_tensor, tensor_to_images
 from sd.loading.checkpoint import Checkpoint
-from sd.samplers import make_sampler, spacing_of
+from sd.samplers import make_sampler, options_of, spacing_of
 from sd.samplers.noise import randn_tensor
 from sd.samplers.spacing import TimestepConfig
 
@@ -152,8 +152,11 @@ class StableDiffusionPipeline:
         return replace(config, spacing=spacing or own)
 
     def _sampler(self, name: str, steps: int, eta: float, spacing: str | None = None):
-        """The named sampler with its timesteps set, for what the UNet predicts; eta only means something to DDIM."""
-        options = {"prediction_type": self.checkpoint.prediction_type, **({"eta": eta} if name == "ddim" else {})}
+        """The named sampler with its timesteps set, for what the UNet predicts; eta goes to the samplers that
+        take it (DDIM, TCD), as diffusers' pipeline passes its `eta` to a scheduler whose step takes one."""
+        options = {"prediction_type": self.checkpoint.prediction_type}
+        if "eta" in options_of(name):
+            options["eta"] = eta
         sampler = make_sampler(name, self.checkpoint.schedule, self.timestep_config(name, spacing), **options)
         sampler.set_timesteps(steps, device=self.device)
         return sampler

@@ -53,7 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument("--steps", type=int, default=50, help="denoising steps (default 50)")
         parser.add_argument("--sampler", choices=list(SAMPLERS), default="ddim", help="sampler (default ddim)")
         parser.add_argument("--spacing", choices=SPACINGS, help=SPACING_HELP)
-        parser.add_argument("--eta", type=float, default=0.0, help="DDIM's eta: 0 deterministic, 1 DDPM-like")
+        parser.add_argument("--eta", type=float, default=0.0, help="DDIM's eta (0 deterministic, 1 DDPM-like) "
+                            "and TCD's gamma (0 deterministic, 0.3 its authors'); default 0")
         parser.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale (default 7.5)")
         parser.add_argument("--width", type=int, help="multiple of 8 (default: the model's native size)")
         parser.add_argument("--height", type=int, help="multiple of 8 (default: the model's native size)")

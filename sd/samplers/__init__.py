@@ -18,6 +18,7 @@ from sd.samplers.euler import EulerSampler
 from sd.samplers.euler_ancestral import EulerAncestralSampler
 from sd.samplers.lcm import LCMSampler
 from sd.samplers.spacing import SD15_TIMESTEPS, TimestepConfig
+from sd.samplers.tcd import TCDSampler
 from sd.schedule import SD15_SCHEDULE, NoiseSchedule
 
 SAMPLERS: dict[str, type] = {
@@ -27,6 +28,7 @@ SAMPLERS: dict[str, type] = {
     "euler_a": EulerAncestralSampler,
     "dpmpp_2m": DPMSolverPlusPlus2MSampler,
     "lcm": LCMSampler,  # few-step sampling of consistency-distilled models (LCM, LCM-LoRA)
+    "tcd": TCDSampler,  # LCM's timesteps, with eta (gamma) setting how much noise is fresh (TCD-LoRA)
 }
 
 
@@ -39,6 +41,11 @@ def sampler_class(name: str) -> type:
     return SAMPLERS[name]
 
 
+def options_of(name: str) -> list[str]:
+    """The options sampler `name` takes from the user (e.g. DDIM's and TCD's eta)."""
+    return [p for p in inspect.signature(sampler_class(name)).parameters if p not in NOT_OPTIONS]
+
+
 def make_sampler(
     name: str,
     schedule: NoiseSchedule = SD15_SCHEDULE,
@@ -47,13 +54,11 @@ def make_sampler(
 ) -> Sampler:
     """The sampler called `name`; an unknown name or an option it does not take is the user's to fix.
     `timestep_config` goes to the samplers that space their steps (not LCM, which has its own grid)."""
-    cls = sampler_class(name)
-    parameters = inspect.signature(cls).parameters
-    options = [p for p in parameters if p not in NOT_OPTIONS]
+    cls, options = sampler_class(name), options_of(name)
     unknown = sorted(set(kwargs) - set(options))
     if unknown:
         raise UserError(f"sampler {name!r} takes no option {unknown[0]!r}; its options: {', '.join(options)}")
-    if "timestep_config" in parameters:
+    if "timestep_config" in inspect.signature(cls).parameters:
         kwargs["timestep_config"] = timestep_config
     return cls(schedule, **kwargs)
 

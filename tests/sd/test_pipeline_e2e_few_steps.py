@@ -1,5 +1,5 @@
-"""Timestep spacing end to end: our pipeline vs diffusers' StableDiffusionPipeline as its users run it, on small
-random SD 1.x- and SD 2.x-structured checkpoints (max pixel difference <= 2/255).
+"""Few-step sampling and timestep spacing end to end: our pipeline vs diffusers' StableDiffusionPipeline as its
+users run it, on small random SD 1.x- and SD 2.x-structured checkpoints (max pixel difference <= 2/255).
 
 - SD 1.5's published scheduler config (no timestep_spacing) with the sampler swapped in by `X.from_config`:
   diffusers' Euler, Euler ancestral and DPM-Solver++ then space their steps "linspace", and so do we.
@@ -7,6 +7,8 @@ random SD 1.x- and SD 2.x-structured checkpoints (max pixel difference <= 2/255)
   guidance: one conditional UNet pass.
 - The SD-Turbo case: an SD 2.x-structured checkpoint, trailing, 1 step, guidance 0, from its folder and from a
   plain single file with --spacing trailing.
+- `--sampler lcm` at 1, 2 and 4 steps and `--sampler tcd`, against LCMScheduler / TCDScheduler swapped in with
+  `from_config` (the LCM-LoRA recipe), with and without guidance; LCM img2img.
 """
 
 import json
@@ -28,7 +30,14 @@ from sd.loading.original import original_state_dict
 from sd.pipeline import StableDiffusionPipeline
 from sd.samplers.spacing import TimestepConfig
 from tests.sd.samplers.test_parity import SD15_SCHEDULER_CONFIG
-from tests.sd.test_pipeline_e2e import NEGATIVE, PIXEL_TOLERANCE, PROMPT, REPO, diffusers_pipeline, max_pixel_difference
+from tests.sd.test_pipeline_e2e import (
+    NEGATIVE,
+    PIXEL_TOLERANCE,
+    PROMPT,
+    REPO,
+    diffusers_pipeline,
+    max_pixel_difference,
+)
 from tests.tiny_checkpoint import tiny_checkpoint, tiny_sd2_checkpoint
 
 TRAILING = TimestepConfig("trailing", steps_offset=1, set_alpha_to_one=False)
@@ -60,9 +69,9 @@ def with_scheduler_config(folder: Path, config: dict) -> Path:
     return folder
 
 
-def cli(checkpoint: Path, out: Path, *args: str) -> tuple[list[np.ndarray], dict]:
+def cli(checkpoint: Path, out: Path, *args: str, mode: str = "txt2img") -> tuple[list[np.ndarray], dict]:
     """Our CLI's images, and the PNG text of the first."""
-    command = [sys.executable, "-m", "sd", "txt2img", PROMPT, "--checkpoint", str(checkpoint), "--out", str(out),
+    command = [sys.executable, "-m", "sd", mode, PROMPT, "--checkpoint", str(checkpoint), "--out", str(out),
                *args]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr
@@ -155,3 +164,46 @@ def test_sd_turbo_case(tmp_path, steps):
         difference = max_pixel_difference(as_arrays(mine), theirs)
         print(f"SD-Turbo case ({name}), {steps} step(s): max pixel difference {difference}/255")
         assert difference <= PIXEL_TOLERANCE
+
+
+
+@pytest.mark.parametrize(
+    "sampler, steps, guidance, eta",
+    [("lcm", 1, 1.0, 0.0), ("lcm", 2, 1.0, 0.0), ("lcm", 4, 1.0, 0.0), ("lcm", 4, 1.5, 0.0), ("tcd", 4, 1.0, 0.3)],
+)
+def test_few_step_samplers_match_diffusers(sd15_folder, tmp_path, sampler, steps, guidance, eta):
+    """The LCM-LoRA recipe: `LCMScheduler.from_config(pipe.scheduler.config)`, a few steps, guidance 1 to 2."""
+    settings = ["--sampler", sampler, "--seed", "5", "--steps", str(steps), "--guidance", str(guidance),
+                "--eta", str(eta), "--negative", NEGATIVE, "--batch", "2"]  # fmt: skip
+    mine, info = cli(sd15_folder, tmp_path / "img.png", *settings)
+    assert info["sampler"] == sampler and "spacing" not in info  # LCM's and TCD's timesteps follow no spacing rule
+    theirs = diffusers_pipeline(sd15_folder, sampler)(
+        PROMPT, negative_prompt=NEGATIVE, num_inference_steps=steps, guidance_scale=guidance, eta=eta, height=64,
+        width=64, generator=[torch.Generator().manual_seed(5 + i) for i in range(2)], num_images_per_prompt=2,
+    ).images  # fmt: skip
+    difference = max_pixel_difference(mine, theirs)
+    print(f"{sampler}, {steps} steps, guidance {guidance}, eta {eta}: max pixel difference {difference}/255")
+    assert difference <= PIXEL_TOLERANCE
+
+
+def test_lcm_img2img_matches_diffusers(sd15_folder, tmp_path):
+    init = Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    init.save(tmp_path / "init.png")
+    settings = ["--init-image", str(tmp_path / "init.png"), "--sampler", "lcm", "--seed", "9", "--steps", "4",
+                "--strength", "0.6", "--guidance", "1"]  # fmt: skip
+    mine, _ = cli(sd15_folder, tmp_path / "out.png", *settings, mode="img2img")
+    theirs = diffusers_pipeline(sd15_folder, "lcm", img2img=True)(
+        PROMPT, image=init, strength=0.6, num_inference_steps=4, guidance_scale=1.0,
+        generator=[torch.Generator().manual_seed(9)],
+    ).images  # fmt: skip
+    difference = max_pixel_difference(mine, theirs)
+    print(f"lcm img2img, 4 steps, strength 0.6: max pixel difference {difference}/255")
+    assert difference <= PIXEL_TOLERANCE
+
+
+def test_spacing_with_lcm_is_refused(sd15_folder, tmp_path):
+    command = [sys.executable, "-m", "sd", "txt2img", "p", "--checkpoint", str(sd15_folder), "--sampler", "lcm",
+               "--spacing", "trailing", "--out", str(tmp_path / "x.png")]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 2 and "picks its timesteps from its own grid" in result.stderr
+    assert list(tmp_path.iterdir()) == []
