@@ -19,7 +19,7 @@ import torch
 
 from sd.errors import UserError
 from sd.samplers.base import check_prediction_type
-from sd.samplers.noise import randn_tensor
+from sd.samplers.noise import Generators, randn_tensor
 from sd.samplers.spacing import SD15_TIMESTEPS, TimestepConfig, spaced_timesteps
 from sd.schedule import SD15_SCHEDULE, NoiseSchedule
 
@@ -71,7 +71,7 @@ class DDPMSampler:
         model_output: torch.Tensor,
         timestep: int | float | torch.Tensor,
         sample: torch.Tensor,
-        generator: torch.Generator | list[torch.Generator] | None = None,
+        generator: Generators = None,
     ) -> torch.Tensor:
         t = int(timestep)
         prev_t = self.previous_timestep(t)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from sd.samplers.noise import Generators
 from sd.samplers.sigmas import SigmaTableSampler, sigma_table
 from sd.samplers.spacing import SD15_TIMESTEPS, TimestepConfig, spaced_timesteps
 from sd.schedule import SD15_SCHEDULE, NoiseSchedule
@@ -64,7 +65,7 @@ class DPMSolverPlusPlus2MSampler(SigmaTableSampler):
         model_output: torch.Tensor,
         timestep: int | float | torch.Tensor,
         sample: torch.Tensor,
-        generator: torch.Generator | list[torch.Generator] | None = None,
+        generator: Generators = None,
     ) -> torch.Tensor:
         i = self.step_index(timestep)
         alpha_s0, sigma_s0 = vp_alpha_sigma(self.sigmas[i])

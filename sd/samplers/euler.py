@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from sd.samplers.noise import Generators
 from sd.samplers.sigmas import SigmaTableSampler, sigma_table
 from sd.samplers.spacing import spaced_timesteps
 
@@ -52,7 +53,7 @@ class EulerSampler(SigmaTableSampler):
         model_output: torch.Tensor,
         timestep: int | float | torch.Tensor,
         sample: torch.Tensor,
-        generator: torch.Generator | list[torch.Generator] | None = None,
+        generator: Generators = None,
     ) -> torch.Tensor:
         i = self.step_index(timestep)
         sample = sample.to(torch.float32)  # integrate in float32 even for a half-precision UNet

@@ -29,7 +29,7 @@ import torch
 from sd.errors import UserError
 from sd.samplers.base import check_prediction_type
 from sd.samplers.ddpm import add_noise
-from sd.samplers.noise import randn_tensor
+from sd.samplers.noise import Generators, randn_tensor
 from sd.schedule import SD15_SCHEDULE, NoiseSchedule
 
 SIGMA_DATA = 0.5
@@ -132,7 +132,7 @@ class LCMSampler:
         model_output: torch.Tensor,
         timestep: int | float | torch.Tensor,
         sample: torch.Tensor,
-        generator: torch.Generator | list[torch.Generator] | None = None,
+        generator: Generators = None,
     ) -> torch.Tensor:
         if self.num_inference_steps is None:
             raise RuntimeError("call set_timesteps before step")

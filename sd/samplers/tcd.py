@@ -19,7 +19,7 @@ import torch
 
 from sd.errors import UserError
 from sd.samplers.lcm import LCMSampler
-from sd.samplers.noise import randn_tensor
+from sd.samplers.noise import Generators, randn_tensor
 from sd.schedule import SD15_SCHEDULE, NoiseSchedule
 
 
@@ -41,7 +41,7 @@ class TCDSampler(LCMSampler):
         model_output: torch.Tensor,
         timestep: int | float | torch.Tensor,
         sample: torch.Tensor,
-        generator: torch.Generator | list[torch.Generator] | None = None,
+        generator: Generators = None,
     ) -> torch.Tensor:
         if self.num_inference_steps is None:
             raise RuntimeError("call set_timesteps before step")
