@@ -109,6 +109,8 @@ class LCMSampler:
         return sample  # variance-preserving x_t, as the UNet was trained
 
     def _current_index(self, timestep: int | float | torch.Tensor) -> int:
+        if self.num_inference_steps is None:
+            raise RuntimeError("call set_timesteps before step")
         if self._step_index is None:
             if self._begin_index is not None:
                 self._step_index = self._begin_index
@@ -134,8 +136,6 @@ class LCMSampler:
         sample: torch.Tensor,
         generator: Generators = None,
     ) -> torch.Tensor:
-        if self.num_inference_steps is None:
-            raise RuntimeError("call set_timesteps before step")
         i = self._current_index(timestep)
         t = torch.as_tensor(int(timestep), dtype=torch.int64)
         prev_t = self.timesteps[i + 1] if i + 1 < len(self.timesteps) else t

@@ -43,8 +43,6 @@ class TCDSampler(LCMSampler):
         sample: torch.Tensor,
         generator: Generators = None,
     ) -> torch.Tensor:
-        if self.num_inference_steps is None:
-            raise RuntimeError("call set_timesteps before step")
         i = self._current_index(timestep)
         t = torch.as_tensor(int(timestep), dtype=torch.int64)
         prev_t = self.timesteps[i + 1] if i + 1 < len(self.timesteps) else torch.tensor(0)

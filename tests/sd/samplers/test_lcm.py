@@ -115,9 +115,12 @@ def test_txt2img_trajectory(steps, prediction_type):
 
 
 @pytest.mark.parametrize("steps", [2, 4, 8])
-def test_img2img_trajectory(steps, strength: float = 0.6):
+def test_img2img_trajectory(steps):
+    img2img_walk(make_sampler("lcm"), reference(), steps)
+
+
+def img2img_walk(mine, ref, steps: int, strength: float = 0.6, **step_options) -> None:
     """StableDiffusionImg2ImgPipeline's way: full timesteps, then the tail from a begin index, noised there."""
-    mine, ref = make_sampler("lcm"), reference()
     mine.set_timesteps(steps)
     ref.set_timesteps(steps)
     t_start = steps - min(int(steps * strength), steps)
@@ -129,7 +132,7 @@ def test_img2img_trajectory(steps, strength: float = 0.6):
     x_mine = mine.add_noise(init, noise, timesteps[:1].repeat(SHAPE[0]))
     x_ref = ref.add_noise(init, noise, timesteps[:1].repeat(SHAPE[0]))
     assert torch.equal(x_mine, x_ref)
-    walk(mine, ref, timesteps, x_mine, x_ref)
+    walk(mine, ref, timesteps, x_mine, x_ref, **step_options)
 
 
 def test_injected_noise_comes_from_the_generators():

@@ -11,7 +11,16 @@ from diffusers.utils.torch_utils import randn_tensor as diffusers_randn_tensor
 from sd.errors import UserError
 from sd.samplers import make_sampler
 from sd.samplers.noise import randn_tensor
-from tests.sd.samplers.test_lcm import SD15_SCHEDULER_FILE, SEEDS, SHAPE, fake_unet, generators, rel_error, walk
+from tests.sd.samplers.test_lcm import (
+    SD15_SCHEDULER_FILE,
+    SEEDS,
+    SHAPE,
+    fake_unet,
+    generators,
+    img2img_walk,
+    rel_error,
+    walk,
+)
 
 ETAS = (0.0, 0.3, 1.0)
 
@@ -43,20 +52,8 @@ def test_txt2img_trajectory(steps, prediction_type, eta):
 
 
 @pytest.mark.parametrize("steps", [2, 4, 8])
-def test_img2img_trajectory(steps, strength: float = 0.6, eta: float = 0.3):
-    mine, ref = make_sampler("tcd", eta=eta), reference()
-    mine.set_timesteps(steps)
-    ref.set_timesteps(steps)
-    t_start = steps - min(int(steps * strength), steps)
-    mine.set_begin_index(t_start)
-    ref.set_begin_index(t_start)
-    timesteps = ref.timesteps[t_start:]
-    init = torch.randn(SHAPE, generator=torch.Generator().manual_seed(5))
-    noise = randn_tensor(SHAPE, generators(), torch.float32, "cpu")
-    x_mine = mine.add_noise(init, noise, timesteps[:1].repeat(SHAPE[0]))
-    x_ref = ref.add_noise(init, noise, timesteps[:1].repeat(SHAPE[0]))
-    assert torch.equal(x_mine, x_ref)
-    walk(mine, ref, timesteps, x_mine, x_ref, eta=eta)
+def test_img2img_trajectory(steps, eta: float = 0.3):
+    img2img_walk(make_sampler("tcd", eta=eta), reference(), steps, eta=eta)
 
 
 def test_eta_sets_how_much_noise_is_fresh():
