@@ -8,8 +8,8 @@ Noise Schedules and Sample Steps are Flawed", table 2) are
     trailing  t_i = round(T - i * T / N) - 1              i = 0, ..., N-1   (4 steps: 999 749 499 249)
 
 Only "leading" uses steps_offset. "Leading" never visits t = 999 (50 steps start at 981), so a model whose
-sampling must start from pure noise (SD-Turbo, LCM at one step) is run with "trailing". DDIM, DDPM and the
-sigma samplers round linspace's fractional t to integers differently (Euler keeps them; see each sampler).
+sampling must start from pure noise (SD-Turbo) is run with "trailing". DDIM, DDPM and DPM-Solver++ round
+linspace's fractional t to integers; Euler keeps them (see each sampler). One linspace step is t = 0.
 
 A checkpoint's scheduler config says which spacing to use; when it names none (SD 1.5's and SD 2.x's
 published configs do not) each sampler uses its own diffusers default, as `from_config` gives it: DDIM and
@@ -89,8 +89,14 @@ def spaced_timesteps(
         return np.linspace(0, total - 1, n)[::-1].copy()
     if spacing == "leading":
         return (np.arange(0, n) * (total // n)).round()[::-1] + steps_offset
-    timesteps = np.round(np.arange(total, 0, -total / n)) - 1  # trailing
+    timesteps = trailing(n, total)
     if len(timesteps) != n:  # np.arange's float step overshoots by one element (61, 103, 121, ... steps)
+        nearest = next(k for k in range(n - 1, 0, -1) if len(trailing(k, total)) == k)
         raise UserError(f"trailing spacing at {n} steps visits t = -1 in diffusers (a float rounding slip); "
-                        f"choose {n - 1} or {n + 1} steps")  # fmt: skip
+                        f"choose another step count, e.g. {nearest}")  # fmt: skip
     return timesteps
+
+
+def trailing(num_inference_steps: int, num_train_timesteps: int) -> np.ndarray:
+    """round(T - i T / N) - 1 for i = 0, 1, ... while T - i T / N > 0, as diffusers computes it."""
+    return np.round(np.arange(num_train_timesteps, 0, -num_train_timesteps / num_inference_steps)) - 1

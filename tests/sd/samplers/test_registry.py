@@ -53,3 +53,23 @@ def test_timestep_facts_go_only_to_samplers_that_space_their_steps():
         "lcm": None, "tcd": None,
     }  # fmt: skip
     assert "eta" in options_of("ddim") and "eta" in options_of("tcd") and "eta" not in options_of("lcm")
+
+
+@pytest.mark.parametrize("steps", [61, 122])
+def test_trailing_step_counts_where_diffusers_slips_are_refused(steps):
+    """np.arange's float step gives diffusers a t = -1 timestep at these counts; we say so instead."""
+    from sd.samplers.spacing import TimestepConfig
+
+    sampler = make_sampler("euler", timestep_config=TimestepConfig("trailing"))
+    with pytest.raises(UserError, match=f"trailing spacing at {steps} steps visits t = -1") as info:
+        sampler.set_timesteps(steps)
+    suggested = int(str(info.value).rsplit(" ", 1)[1])
+    sampler.set_timesteps(suggested)
+    assert len(sampler.timesteps) == suggested and sampler.timesteps.min() >= 0
+
+
+def test_unknown_spacing():
+    from sd.samplers.spacing import TimestepConfig
+
+    with pytest.raises(UserError, match="timestep spacing 'karras' is not supported; use one of leading, linspace"):
+        TimestepConfig("karras")
