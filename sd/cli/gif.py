@@ -23,7 +23,7 @@ import re
 import time
 from pathlib import Path
 
-from sd.cli.generate import PREDICTION_HELP
+from sd.cli.generate import PREDICTION_HELP, SPACING_HELP
 from sd.cli.model_option import add_model_option, apply_model_option
 from sd.errors import UserError
 from sd.gif.animate import DEFAULT_CACHE, animate
@@ -36,6 +36,7 @@ from sd.loading.student import model_defaults
 from sd.lora.spec import parse_lora_spec
 from sd.paths import DEFAULT_CHECKPOINT
 from sd.samplers.base import PREDICTION_TYPES
+from sd.samplers.spacing import SPACINGS
 
 DEFAULTS = GifSettings()
 KEYFRAME_LINE = re.compile(r"^\s*\d+(\s+seed\s*=\s*\d+)?\s*:")
@@ -63,6 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     own = " unless the model has its own (a distilled one)"
     g.add_argument("--steps", type=int, help=f"denoising steps per keyframe (default {DEFAULTS.steps}{own})")
     g.add_argument("--sampler", help=f"{', '.join(GIF_SAMPLERS)} (default {DEFAULTS.sampler}{own})")
+    g.add_argument("--spacing", choices=SPACINGS, help=SPACING_HELP)
     g.add_argument("--guidance", type=float, help=f"classifier-free guidance (default {DEFAULTS.guidance}{own})")
     g.add_argument("--width", type=int, help="multiple of 8 (default: the model's size)")
     g.add_argument("--height", type=int, help="multiple of 8 (default: the model's size)")

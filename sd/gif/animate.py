@@ -186,6 +186,7 @@ def animate(
             "name": pipe.checkpoint.name,
             "weights_sha256": weights,
             "prediction_type": pipe.checkpoint.prediction_type,
+            "spacing": pipe.timestep_config(settings.sampler, settings.spacing).spacing,  # what ran
         },  # fmt: skip
         "frames": [
             {

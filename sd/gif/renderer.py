@@ -41,6 +41,7 @@ from sd.gif.timeline import FrameSpec
 from sd.images import image_to_tensor, load_image, tensor_to_images
 from sd.pipeline import StableDiffusionPipeline, generators_for, img2img_start
 from sd.samplers.noise import randn_tensor
+from sd.samplers.spacing import LEADING_SD15
 
 # Called after each generated frame with (image, frames done, frames to do); raising from it stops the run.
 OnFrame = Callable[[Image.Image, int, int], None]
@@ -115,6 +116,9 @@ class FrameRenderer:
             self.base["loras"] = [[lora["sha256"], float(lora["scale"])] for lora in s.loras]
         if self.video is not None:  # only then, so the keys of runs without a video stay as they were
             self.base |= {"video": s.video_sha256, "video_strength": float(s.video_strength)}
+        timesteps = pipe.timestep_config(s.sampler, s.spacing)
+        if timesteps != LEADING_SD15:  # only then: frames cached before the spacing could change were made with it
+            self.base["timesteps"] = [timesteps.spacing, timesteps.steps_offset, timesteps.set_alpha_to_one]
 
     # ---- what a frame is made of ------------------------------------------------------------------
     def _keyframe_part(self, index: int) -> dict:
@@ -147,7 +151,7 @@ class FrameRenderer:
 
     def _sampler_from(self, begin: int):
         """A fresh sampler (multistep ones keep state) that starts at step `begin`."""
-        sampler = self.pipe._sampler(self.settings.sampler, self.settings.steps, 0.0)
+        sampler = self.pipe._sampler(self.settings.sampler, self.settings.steps, 0.0, self.settings.spacing)
         sampler.set_begin_index(begin)
         return sampler
 

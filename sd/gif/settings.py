@@ -14,6 +14,7 @@ from sd.errors import UserError
 from sd.gif.easing import EASINGS
 from sd.gif.keyframes import Keyframe
 from sd.samplers import SAMPLERS
+from sd.samplers.spacing import SPACINGS
 
 TEXT_INTERPOLATIONS = ("lerp", "slerp", "off")
 # Ancestral samplers draw fresh noise every step, so neighbouring frames would not share a trajectory. LCM
@@ -32,6 +33,7 @@ class GifSettings:
     seed: int = 0
     steps: int = 20
     sampler: str = "dpmpp_2m"
+    spacing: str | None = None  # None: the checkpoint's timestep spacing (sd/samplers/spacing.py)
     guidance: float = 5.0
     width: int | None = None  # None: the model's native size
     height: int | None = None
@@ -75,6 +77,7 @@ class GifSettings:
              f"({', '.join(GIF_SAMPLERS)}); {', '.join(s for s in SAMPLERS if s not in GIF_SAMPLERS)} add new "
              "noise every step and make frames flicker"),
             (self.steps >= 1, f"--steps {self.steps} must be at least 1"),
+            (self.spacing in (None, *SPACINGS), f"--spacing {self.spacing}: choose one of {', '.join(SPACINGS)}"),
             (self.easing in EASINGS, f"--easing {self.easing}: choose one of {', '.join(EASINGS)}"),
             (self.text_interp in TEXT_INTERPOLATIONS,
              f"--text-interp {self.text_interp}: choose one of {', '.join(TEXT_INTERPOLATIONS)}"),

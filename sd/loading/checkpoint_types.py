@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sd.samplers.spacing import SD15_TIMESTEPS, TimestepConfig
 from sd.schedule import NoiseSchedule
 from transformer.clip_text import CLIPTextModel
 from transformer.clip_tokenizer import CLIPTokenizer
@@ -41,6 +42,7 @@ class Checkpoint:
     family: str  # SD1 or SD2, as the loader read it off the file (it decides the layout a single file is saved in)
     prediction_type: str = "epsilon"  # what the UNet predicts: "epsilon" (noise) or "v_prediction"
     defaults: SamplingDefaults | None = None  # None: the commands' own defaults apply
+    timestep_config: TimestepConfig = SD15_TIMESTEPS  # the spacing etc. its scheduler config names
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:

@@ -4,7 +4,8 @@
 
 UNet and VAE keys are renamed to the original layout (rules generated from the config); the text
 encoder's keys are already transformers' names, which ours mirror. What the UNet predicts (epsilon or v)
-is the scheduler config's `prediction_type`.
+is the scheduler config's `prediction_type`; its `timestep_spacing`, `steps_offset` and `set_alpha_to_one`
+pick the timesteps the samplers visit (sd/samplers/spacing.py).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from sd.loading.strict_load import strict_load
 from sd.loading.tokenizer_files import load_tokenizer_folder, save_tokenizer_folder
 from sd.samplers.base import PREDICTION_TYPES
 from sd.samplers.lcm import LCMSampler
+from sd.samplers.spacing import TimestepConfig
 from sd.schedule import NoiseSchedule
 from transformer.clip_text import CLIPTextModel
 from unet.model import UNetModel
@@ -98,6 +100,13 @@ def schedule_from_diffusers(d: dict, where: str) -> NoiseSchedule:
     )
 
 
+def timestep_config_from_diffusers(d: dict, where: str) -> TimestepConfig:
+    try:
+        return TimestepConfig.from_diffusers(d)
+    except UserError as error:
+        raise UserError(f"{where}: {error}") from None
+
+
 def load_diffusers_folder(
     folder: Path, dtype: torch.dtype = torch.float32, prediction_type: str | None = None
 ) -> Checkpoint:
@@ -116,6 +125,7 @@ def load_diffusers_folder(
     schedule_dict = read_json(schedule_json)
     schedule = schedule_from_diffusers(schedule_dict, str(schedule_json))
     prediction_type = prediction_type or prediction_type_from_diffusers(schedule_dict, str(schedule_json))
+    timestep_config = timestep_config_from_diffusers(schedule_dict, str(schedule_json))
 
     unet_sd = unet_from_diffusers(
         read_component_weights(folder / "unet", ("diffusion_pytorch_model",)), unet_cfg
@@ -131,6 +141,7 @@ def load_diffusers_folder(
         name=folder.name,
         family=family,
         prediction_type=prediction_type,
+        timestep_config=timestep_config,
     )
 
 
@@ -141,8 +152,9 @@ def _write_component(folder: Path, config: dict, weights: dict[str, torch.Tensor
 
 
 def scheduler_config(checkpoint: Checkpoint) -> dict:
-    """SD 1.5's published scheduler config; for a model sampled with LCM by default (a distilled student),
-    diffusers' LCMScheduler on the same schedule, as `LCMScheduler.from_config` of SD 1.5's config builds it."""
+    """SD 1.5's published scheduler config with this checkpoint's schedule and timestep facts (no timestep_spacing
+    when the checkpoint names none); for a model sampled with LCM by default (a distilled student), diffusers'
+    LCMScheduler on the same schedule, as `LCMScheduler.from_config` of SD 1.5's config builds it."""
     schedule = checkpoint.schedule
     config = {
         "_class_name": "PNDMScheduler",
@@ -151,12 +163,10 @@ def scheduler_config(checkpoint: Checkpoint) -> dict:
         "beta_schedule": schedule.beta_schedule,
         "num_train_timesteps": schedule.num_train_timesteps,
         "clip_sample": False,
-        "set_alpha_to_one": False,
         "skip_prk_steps": True,
-        "steps_offset": 1,
         "prediction_type": checkpoint.prediction_type,
-        "timestep_spacing": "leading",
         "trained_betas": None,
+        **checkpoint.timestep_config.to_diffusers(),
     }
     if checkpoint.defaults is None or checkpoint.defaults.sampler != "lcm":
         return config

@@ -31,6 +31,7 @@ from sd.loading.open_clip_text import open_clip_to_transformers, transformers_to
 from sd.loading.read import read_weights
 from sd.loading.strict_load import strict_load
 from sd.loading.tokenizer_files import default_tokenizer
+from sd.samplers.spacing import LEADING_SD15, SD15_TIMESTEPS, TimestepConfig
 from sd.schedule import SD15_SCHEDULE
 from transformer.clip_text import CLIPTextConfig, CLIPTextModel
 from transformer.clip_tokenizer import EOS_TOKEN, OPEN_CLIP_PAD_TOKEN
@@ -66,8 +67,10 @@ def split_original(state_dict: dict[str, torch.Tensor], family: str = SD1) -> di
 
 def _configs(
     path: Path, parts: dict[str, dict[str, torch.Tensor]], metadata: dict[str, str], family: str
-) -> tuple[UNetConfig, VAEConfig, CLIPTextConfig, str | None]:
-    """Configs (and prediction type) stored by our export if present, else read off the tensor shapes."""
+) -> tuple[UNetConfig, VAEConfig, CLIPTextConfig, str | None, TimestepConfig]:
+    """Configs (and prediction type, timestep facts) stored by our export if present, else read off the tensor
+    shapes. A plain file's timesteps are SD 1.5's published config's; our exports from before the spacing was
+    recorded were all made with leading spacing (the shipped models among them), so they keep it."""
     stored = metadata.get(CONFIG_KEY)
     if stored:
         d = json.loads(stored)
@@ -76,6 +79,7 @@ def _configs(
             config_from_dict(VAEConfig, d["vae"], str(path)),
             config_from_dict(CLIPTextConfig, d["text_encoder"], str(path)),
             d.get("prediction_type", "epsilon"),
+            config_from_dict(TimestepConfig, d["timesteps"], str(path)) if "timesteps" in d else LEADING_SD15,
         )
     try:
         return (
@@ -83,6 +87,7 @@ def _configs(
             infer_vae_config(parts["vae"]),
             infer_text_config(parts["text_encoder"], family),
             None,
+            SD15_TIMESTEPS,
         )
     except KeyError as error:
         raise UserError(f"{path}: incomplete checkpoint, key {error.args[0]} is missing") from None
@@ -114,7 +119,7 @@ def load_original(path: Path, dtype: torch.dtype = torch.float32, prediction_typ
     if "alphas_cumprod" in state_dict:
         SD15_SCHEDULE.check_alphas_cumprod(state_dict["alphas_cumprod"], where)
     parts = split_original(state_dict, family)
-    unet_cfg, vae_cfg, text_cfg, stored_prediction = _configs(path, parts, metadata, family)
+    unet_cfg, vae_cfg, text_cfg, stored_prediction, timestep_config = _configs(path, parts, metadata, family)
     guessed = stored_prediction or single_file_prediction_type(family, metadata.get("global_step"))
     prediction_type = prediction_type or guessed
     if stored_prediction is None and family == SD2:
@@ -134,6 +139,7 @@ def load_original(path: Path, dtype: torch.dtype = torch.float32, prediction_typ
         name=path.name,
         family=family,
         prediction_type=prediction_type,
+        timestep_config=timestep_config,
     )
 
 
@@ -148,7 +154,8 @@ def original_state_dict(checkpoint: Checkpoint) -> dict[str, torch.Tensor]:
 
 
 def save_original(checkpoint: Checkpoint, path: str | Path, overwrite: bool = False) -> Path:
-    """Write a single file in the original layout: .safetensors (configs in its metadata) or .ckpt."""
+    """Write a single file in the original layout: .safetensors (configs in its metadata) or .ckpt. The
+    metadata carries the timestep facts too, so the file samples as the checkpoint it was written from."""
     path = Path(path)
     tensors = original_state_dict(checkpoint)
     configs = {
@@ -156,6 +163,7 @@ def save_original(checkpoint: Checkpoint, path: str | Path, overwrite: bool = Fa
         "vae": config_to_dict(checkpoint.vae.config),
         "text_encoder": config_to_dict(checkpoint.text_encoder.config),
         "prediction_type": checkpoint.prediction_type,
+        "timesteps": config_to_dict(checkpoint.timestep_config),
     }
     if path.suffix not in (".safetensors", ".ckpt"):
         raise UserError(f"{path}: use a .safetensors (preferred) or .ckpt file name")

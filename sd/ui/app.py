@@ -20,12 +20,14 @@ from sd.gif.easing import EASINGS  # noqa: E402
 from sd.gif.keyframes import parse_keyframes  # noqa: E402
 from sd.gif.settings import GIF_SAMPLERS, GifSettings  # noqa: E402
 from sd.gif.timeline import plan_frames  # noqa: E402
+from sd.samplers.spacing import SPACINGS  # noqa: E402
 from sd.ui import models  # noqa: E402
 from sd.ui.job import Job  # noqa: E402
 from sd.ui.limits import MAX_UPLOAD, check_upload  # noqa: E402
 from sd.ui.naming import output_path  # noqa: E402
 
 DEFAULTS = GifSettings()
+MODEL_SPACING = "the model's"  # the spacing dropdown's "no override" choice
 EXAMPLE = (
     "0: a large red circle in the center on a blue background\n"
     "12: a large yellow star in the center on a black background\n"
@@ -58,6 +60,7 @@ def settings_from(values: dict) -> GifSettings:
     settings = GifSettings(
         negative_prompt=values["negative"] or "", seed=int(values["seed"]), steps=int(values["steps"]),
         sampler=values["sampler"], guidance=float(values["guidance"]), width=size, height=size,
+        spacing=None if values["spacing"] in (None, MODEL_SPACING) else values["spacing"],
         easing=values["easing"], loop=bool(values["loop"]), fps=float(values["fps"]),
         init_image=check_upload(values["init_image"], "image"), strength=float(values["strength"]),
         pixelate=int(values["pixelate"]) or None, scale=int(values["scale"]),
@@ -177,6 +180,7 @@ def build_app(out_dir: str | Path = "outputs/ui"):
                     checkpoint = gr.Textbox("", label="checkpoint path (for 'checkpoint path')", elem_id="checkpoint")
                 with gr.Row():
                     sampler = gr.Dropdown(list(GIF_SAMPLERS), value=DEFAULTS.sampler, label="sampler")
+                    spacing = gr.Dropdown([MODEL_SPACING, *SPACINGS], value=MODEL_SPACING, label="timestep spacing")
                     steps = gr.Slider(1, 100, value=DEFAULTS.steps, step=1, label="steps", elem_id="steps")
                     guidance = gr.Slider(1, 20, value=DEFAULTS.guidance, step=0.5, label="guidance")
                     seed = gr.Number(DEFAULTS.seed, precision=0, label="seed", elem_id="seed")
@@ -220,10 +224,10 @@ def build_app(out_dir: str | Path = "outputs/ui"):
 
         inputs = {
             "keyframes": keyframes_box, "negative": negative, "model": model, "checkpoint": checkpoint,
-            "sampler": sampler, "steps": steps, "guidance": guidance, "seed": seed, "size": size, "fps": fps,
-            "easing": easing, "loop": loop, "init_image": init_image, "strength": strength, "pixelate": pixelate,
-            "scale": scale, "format": fmt, "audio": audio, "audio_smoothing": audio_smoothing, "video": video,
-            "video_strength": video_strength,
+            "sampler": sampler, "spacing": spacing, "steps": steps, "guidance": guidance, "seed": seed, "size": size,
+            "fps": fps, "easing": easing, "loop": loop, "init_image": init_image, "strength": strength,
+            "pixelate": pixelate, "scale": scale, "format": fmt, "audio": audio, "audio_smoothing": audio_smoothing,
+            "video": video, "video_strength": video_strength,
         }  # fmt: skip
         INPUT_NAMES[:] = list(inputs)
         keyframes_box.change(check_keyframes, [keyframes_box, loop], verdict)
