@@ -161,6 +161,13 @@ class StableDiffusionPipeline:
         sampler.set_timesteps(steps, device=self.device)
         return sampler
 
+    def new_sampler(self, name: str, steps: int, begin: int = 0, eta: float = 0.0, spacing: str | None = None):
+        """A fresh sampler (multistep ones keep state) with its timesteps set, to run from step `begin` on: the GIF
+        driver starts in-betweens and img2img frames part of the way along the schedule."""
+        sampler = self._sampler(name, steps, eta, spacing)
+        sampler.set_begin_index(begin)
+        return sampler
+
     def _contexts(self, prompt: str, negative: str, batch: int, guidance: float):
         context = self.encode_prompt([prompt]).expand(batch, -1, -1)  # (B, 77, C)
         uncond = self.encode_prompt([negative]).expand(batch, -1, -1) if guidance > 1.0 else None

@@ -23,12 +23,12 @@ from sd.bench.reference import reference_pipeline
 from sd.bench.timing import interleaved_medians
 from sd.errors import UserError
 from sd.gif.animate import animate
+from sd.gif.conditioning import is_keyframe
 from sd.gif.easing import EASINGS
 from sd.gif.interpolation import lerp, slerp
 from sd.gif.keyframes import Keyframe
-from sd.gif.renderer import is_keyframe
 from sd.gif.settings import GifSettings
-from sd.gif.smoothness import step_distances, transition_stats
+from sd.gif.smoothness import transition_stats
 from sd.gif.timeline import FrameSpec, plan_frames
 from sd.loading.checkpoint import load_checkpoint
 from sd.pipeline import StableDiffusionPipeline
@@ -106,7 +106,7 @@ class NaiveDiffusersLoop:
 
 def jump_ratios(images: list[Image.Image], specs: list[FrameSpec]) -> list[float]:
     """Largest / median frame-to-frame step of each transition (1 = perfectly even)."""
-    return [t.jump_ratio for t in transition_stats(specs, step_distances(images))]
+    return [t.jump_ratio for t in transition_stats(specs, images)]
 
 
 def max_pixel_difference(a: list[Image.Image], b: list[Image.Image]) -> int:

@@ -5,7 +5,8 @@ checkpoint exists on these machines). `gif` runs only when asked: it needs a tra
 and compares our GIF driver with a naive per-frame diffusers loop on it. Medians of interleaved runs
 and our/diffusers ratios; a ratio below 1 means we are faster. `mobile` (also only when asked) compares
 the mobile UNet with the standard one at SD 1.5 and at the tiny model's scale, one change at a time,
-and writes markdown tables and a plot to --out.
+and writes markdown tables and a plot to --out. `morph` (only when asked) measures transitions between
+keyframes on the shipped model, per kind of change, for every in-between method (sd/bench/morph.py).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "bench", help="benchmark our SD 1.5 stack against diffusers", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    parser.add_argument("what", nargs="?", default="all",
-                        choices=["unet", "txt2img", "memory", "all", "gif", "prune", "mobile", "cuda"])  # fmt: skip
+    modes = ["unet", "txt2img", "memory", "all", "gif", "prune", "mobile", "cuda", "morph"]
+    parser.add_argument("what", nargs="?", default="all", choices=modes)
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds per side (default 3), after a warm-up")
     parser.add_argument("--steps", type=int, default=4, help="txt2img denoising steps (default 4)")
     parser.add_argument("--size", type=int, default=512, help="txt2img image side in pixels (default 512)")
@@ -41,8 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="prune, mobile: the small model, SD 1.5 size (run under flock), or both "
                         "(default: tiny for prune, both for mobile)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=None,
-                        help="prune, mobile: folder for the tables (markdown) and plots (default for mobile: "
-                        "outputs/bench/mobile)")  # fmt: skip
+                        help="prune, mobile, morph: folder for the tables (markdown) and plots (default for mobile: "
+                        "outputs/bench/mobile, for morph outputs/bench/morph)")  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help="morph: a small case (2 pairs, 1 seed, 4 frames)")
     parser.add_argument("--ablation-repeats", type=int, default=1,
                         help="mobile: timed rounds per one-change row (full presets: --repeats)")  # fmt: skip
     parser.set_defaults(func=run)
@@ -60,6 +62,11 @@ def run(args: argparse.Namespace) -> int:
         args.scale = args.scale or "both"
         args.out = args.out or Path("outputs/bench/mobile")
         return run_mobile(args)
+
+    if args.what == "morph":
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        return run_morph(args)
 
     from sd.bench.random_checkpoint import random_sd15
     from sd.bench.reference import require_references
@@ -192,4 +199,25 @@ def run_mobile(args: argparse.Namespace) -> int:
         plot(scales, tmp.with_suffix(".png"))
         tmp.with_suffix(".png").rename(tmp)
     print(f"\nwrote {args.out / 'mobile.md'} and {args.out / 'mobile.png'}")
+    return 0
+
+
+def run_morph(args: argparse.Namespace) -> int:
+    from sd.bench.morph import KINDS, bench_morph, table
+    from sd.eval.classifier import load_classifier
+    from sd.loading.checkpoint import load_checkpoint
+    from sd.pipeline import StableDiffusionPipeline
+
+    checkpoint = Path(args.checkpoint or DEFAULT_CHECKPOINT)
+    if not checkpoint.exists():
+        raise UserError(f"{checkpoint}: no such checkpoint; pass --checkpoint (a model trained on the shapes)")
+    out = args.out or Path("outputs/bench/morph")
+    pipe = StableDiffusionPipeline(load_checkpoint(checkpoint))
+    r = bench_morph(pipe, load_classifier(), out, quick=args.quick)
+    print(f"torch {torch.__version__}, {r['threads']} threads; {checkpoint.name}, {r['frames']}-frame transitions, "
+          f"{r['steps']} steps, seeds {r['seeds']}; median (worst) per transition, n transitions per row")
+    for kind in ["all", *KINDS]:
+        if kind in r["summary"]:
+            print(f"\n{kind}\n{table(r['summary'], kind)}")
+    print(f"\nwrote {out / 'morph.md'}, {out / 'morph.json'} and {out / 'morph.png'}")
     return 0

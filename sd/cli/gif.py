@@ -29,7 +29,7 @@ from sd.errors import UserError
 from sd.gif.animate import DEFAULT_CACHE, animate
 from sd.gif.easing import EASINGS
 from sd.gif.keyframes import parse_keyframes, spread_prompts
-from sd.gif.settings import GIF_SAMPLERS, TEXT_INTERPOLATIONS, GifSettings
+from sd.gif.settings import FRAME_SPACINGS, GIF_SAMPLERS, TEXT_INTERPOLATIONS, GifSettings
 from sd.gif.sidecar import read_sidecar
 from sd.gif.writers import gif_duration_ms
 from sd.loading.student import model_defaults
@@ -87,6 +87,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     i.add_argument("--branch", type=float, help=f"fraction of steps in-betweens share (default {DEFAULTS.branch})")
     i.add_argument("--max-jump", type=float, help="insert frames where a step is above this (mean |diff|, 0-255)")
     i.add_argument("--max-frames", type=int, help=f"cap on frames (default {DEFAULTS.max_frames})")
+    i.add_argument("--adain", action="store_true", default=None,
+                   help="in-betweens start with their keyframes' per-channel latent statistics (DiffMorpher's AdaIN)")
+    i.add_argument("--frame-spacing", choices=FRAME_SPACINGS, help="even: blend weights that make consecutive frames "
+                   f"equally far apart, explored with --probes renders per transition (default {DEFAULTS.frame_spacing})")
+    i.add_argument("--probes", type=int, help=f"--frame-spacing even: probe in-betweens per transition "
+                   f"(default {DEFAULTS.probes})")  # fmt: skip
 
     m = p.add_argument_group("audio and video")
     m.add_argument("--audio", metavar="FILE", help="its loudness paces each transition; an .mp4 output carries it")

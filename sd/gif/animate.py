@@ -6,14 +6,15 @@
     result.frames  # PIL images in play order
 
 Order of work: plan the frames (timeline.py, paced by the audio's loudness when there is audio), render
-them (renderer.py, cached on disk), insert in-betweens where a step is above --max-jump, measure
+them (renderer.py, cached on disk; with --frame-spacing even, at the weights that make steps even: spacing.py),
+insert in-betweens where a step is above --max-jump, measure
 smoothness, pixelate/scale, mirror for --pingpong, then write the output and its JSON sidecar, each under a
 temporary name.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from PIL import Image
@@ -24,10 +25,11 @@ from sd.gif.easing import EASINGS
 from sd.gif.frame_cache import FrameCache
 from sd.gif.keyframes import Keyframe, parse_keyframes
 from sd.gif.pixelate import pixelate
-from sd.gif.renderer import FrameRenderer, OnFrame, RenderedFrame
+from sd.gif.renderer import DenoiseContext, FrameRenderer, OnFrame, RenderedFrame
 from sd.gif.settings import GifSettings
 from sd.gif.sidecar import sidecar_path, write_sidecar
 from sd.gif.smoothness import TransitionStats, midpoints, step_distances, transition_stats
+from sd.gif.spacing import render_evenly
 from sd.gif.timeline import FrameSpec, plan_frames, transitions
 from sd.gif.writers import output_format, write_gif, write_mp4, write_png_folder
 from sd.loading.checkpoint import load_checkpoint
@@ -47,6 +49,7 @@ class Animation:
     smoothness: list[TransitionStats]
     unet_steps: int  # sampler steps run for this call (cached frames cost none)
     cached_frames: int
+    inputs: dict = field(default_factory=dict)  # sha256 of each input file: init_image, audio, video, loras
     outputs: list[Path] = field(default_factory=list)
     record: dict = field(default_factory=dict)  # what the sidecar holds
 
@@ -70,21 +73,28 @@ def verified_sha256(path: str, recorded: str | None, what: str) -> str:
     return digest
 
 
-def check_loras(settings: GifSettings) -> list[LoraSpec]:
-    """The run's LoRA files, each checked to exist and (when a sidecar recorded it) to be the same file."""
-    specs = []
-    for entry in settings.loras:
-        spec = LoraSpec(entry["path"], float(entry.get("scale", 1.0)))
-        entry |= {"scale": spec.scale, "sha256": verified_sha256(spec.path, entry.get("sha256"), "LoRA")}
-        specs.append(spec)
-    return specs
+INPUT_FILES = {"init_image": "init image", "audio": "audio file", "video": "video file"}  # setting -> what it is
 
 
-def check_input_file(settings: GifSettings, name: str, what: str) -> None:
-    """The file named by settings.NAME exists and, when a sidecar recorded it, is the same file."""
-    path = getattr(settings, name)
-    if path is not None:
-        setattr(settings, f"{name}_sha256", verified_sha256(path, getattr(settings, f"{name}_sha256"), what))
+def input_provenance(settings: GifSettings) -> dict:
+    """The sha256 of every input file the settings name, each checked to exist and, where a sidecar recorded a
+    hash (the settings' *_sha256 fields), to be that file: {"init_image": ..., "audio": ..., "video": ...,
+    "loras": [...]} for those present."""
+    found = {}
+    for name, what in INPUT_FILES.items():
+        path = getattr(settings, name)
+        if path is not None:
+            found[name] = verified_sha256(path, getattr(settings, f"{name}_sha256"), what)
+    loras = [verified_sha256(e["path"], e.get("sha256"), "LoRA") for e in settings.loras]
+    return found | ({"loras": loras} if loras else {})
+
+
+def with_provenance(settings: GifSettings, inputs: dict) -> GifSettings:
+    """A copy of `settings` with the input files' hashes in place: what the sidecar records and the keys hash."""
+    hashes = {f"{name}_sha256": inputs[name] for name in INPUT_FILES if name in inputs}
+    loras = [{"path": e["path"], "scale": float(e.get("scale", 1.0)), "sha256": sha}
+             for e, sha in zip(settings.loras, inputs.get("loras", []), strict=True)]  # fmt: skip
+    return replace(settings, **hashes, loras=loras)
 
 
 def audio_speeds(settings: GifSettings, keyframes: list[Keyframe]) -> list[float] | None:
@@ -126,13 +136,14 @@ def animate(
     expected_weights: str | None = None,
     prediction_type: str | None = None,
     on_frame: OnFrame | None = None,
+    denoising: DenoiseContext | None = None,
 ) -> Animation:
     """Render the animation of `keyframes` (text like '0: a prompt' or Keyframe objects); write `out`
     (.gif, .mp4, or a folder of PNGs) and its sidecar `out`.json when given. Pass a loaded `pipe` to
     reuse it, else `checkpoint` (default: the shipped model) is loaded (`prediction_type` as for
     load_checkpoint). `expected_weights` (a sidecar's fingerprint) refuses to run on other weights.
     `on_frame(image, done, total)` is called after each generated frame; an exception raised from it
-    stops the run before anything is written."""
+    stops the run before anything is written. `denoising` wraps each batch's denoising (renderer.py's seam)."""
     settings = settings or GifSettings()
     if isinstance(keyframes, str):
         keyframes = parse_keyframes(keyframes)
@@ -140,10 +151,10 @@ def animate(
     if out is not None:
         out = Path(out)
         check_output(out, overwrite)
-    for name, what in (("init_image", "init image"), ("audio", "audio file"), ("video", "video file")):
-        check_input_file(settings, name, what)
+    inputs = input_provenance(settings)
+    settings = with_provenance(settings, inputs)  # the caller's settings stay as they were given
     speeds = audio_speeds(settings, keyframes)
-    lora_specs = check_loras(settings)
+    lora_specs = [LoraSpec(e["path"], e["scale"]) for e in settings.loras]
     if pipe is None:
         checkpoint = Path(checkpoint or DEFAULT_CHECKPOINT)
         pipe = StableDiffusionPipeline(load_checkpoint(checkpoint, prediction_type=prediction_type))
@@ -158,17 +169,18 @@ def animate(
     # LoRAs are merged for this call only (a caller's pipe is handed back unchanged); `weights` above is the
     # checkpoint's own fingerprint, and the frame keys add each LoRA's file hash and scale.
     with applied_loras(pipe.checkpoint, load_specs(lora_specs, pipe.checkpoint)):
-        renderer = FrameRenderer(pipe, keyframes, settings, weights, cache, progress, on_frame)
+        renderer = FrameRenderer(pipe, keyframes, settings, weights, cache, progress, on_frame, denoising)
         ease = EASINGS[settings.easing]
         specs = plan_frames(keyframes, ease, loop=settings.loop, loop_frames=settings.loop_frames, speeds=speeds)
         if len(specs) > settings.max_frames:
             raise UserError(f"{len(specs)} frames planned, over --max-frames {settings.max_frames}; raise the cap")
-        frames = renderer.render(specs)
+        even = settings.frame_spacing == "even"
+        frames = render_evenly(renderer, specs, settings.probes) if even else renderer.render(specs)
         if settings.max_jump is not None:
             frames = _refine(renderer, frames, settings)
     specs = [f.spec for f in frames]
     images = [f.image for f in frames]
-    stats = transition_stats(specs, step_distances(images, wrap=settings.loop))
+    stats = transition_stats(specs, images, wrap=settings.loop)
 
     if settings.pixelate:
         images = pixelate(images, settings.pixelate, settings.colors, settings.dither)
@@ -201,7 +213,8 @@ def animate(
         ],
         "smoothness": [s.__dict__ for s in stats],
     }
-    result = Animation(images, specs, stats, renderer.unet_steps, sum(f.cached for f in frames), record=record)
+    cached = sum(f.cached for f in frames)
+    result = Animation(images, specs, stats, renderer.unet_steps, cached, inputs=inputs, record=record)
     if out is not None:
         kind = output_format(out)
         if kind == "gif":

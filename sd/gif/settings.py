@@ -25,6 +25,8 @@ GIF_SAMPLERS = ("ddim", "euler", "dpmpp_2m", "lcm")
 # (docs/gif.md, "How the driver works"): 0.8 had the lowest jump ratios of 0.5-0.8, at 0.3x the UNet steps.
 DEFAULT_BRANCH = 0.8
 FORMATS = ("gif", "mp4", "png")
+# How blend weights are chosen (spacing.py): from the easing alone, or so that consecutive frames are equally far apart.
+FRAME_SPACINGS = ("planned", "even")
 
 
 @dataclass
@@ -66,6 +68,9 @@ class GifSettings:
     video: str | None = None  # frame n is img2img from the video's frame at the same time
     video_sha256: str | None = None
     video_strength: float = 0.6
+    adain: bool = False  # in-betweens start from latents with the lerp of their keyframes' channel statistics
+    frame_spacing: str = "planned"  # "even": weights chosen so consecutive frames are equally far apart (spacing.py)
+    probes: int = 12  # --frame-spacing even: in-betweens rendered per transition to explore the weights
 
     def keyframe_seed(self, keyframe: Keyframe) -> int:
         return keyframe.seed if keyframe.seed is not None else self.seed + keyframe.frame
@@ -104,6 +109,12 @@ class GifSettings:
              "init image: drop --init-image / --feedback"),
             (not (self.video and self.max_jump), "--max-jump cannot be combined with --video (an inserted frame "
              "has no video frame of its own)"),
+            (self.frame_spacing in FRAME_SPACINGS,
+             f"--frame-spacing {self.frame_spacing}: choose one of {', '.join(FRAME_SPACINGS)}"),
+            (self.probes >= 1, f"--probes {self.probes} must be at least 1"),
+            (not ((self.adain or self.frame_spacing == "even") and (self.feedback or self.video)),
+             "--adain and --frame-spacing even work on in-betweens of keyframes; with --feedback or --video every "
+             "frame starts from another image: drop one of them"),
         ]  # fmt: skip
         for ok, message in checks:
             if not ok:

@@ -1,0 +1,245 @@
+"""`python -m sd bench morph`: how evenly and how directly transitions move, per kind of change and per method.
+
+Each case is two keyframes 16 frames apart (15 in-betweens), prompts of the shapes the small model is trained
+on, rendered with the shipped model for several seeds. Pairs change one attribute (colour, background, size,
+shape, position) or all of them (mix); each method is a GifSettings change, and a plain pixel crossfade of
+the same keyframes at the same blend weights is the reference a generation must not be. Per transition
+(smoothness.py, sd/eval/wander.py):
+    jump ratio  largest / median step (mean |pixel difference|)        1 = even
+    gini        of the steps (1 - gini is AID's smoothness)            0 = even
+    detour      CIELAB path length / direct distance                    1 = straight
+    wander      share of in-betweens off the way between the keyframes  0 = none
+    crossfade   share of in-betweens a pixel blend draws                0 = none
+    UNet steps  sampler steps of the whole transition, keyframes included (a guided step counts once)
+Medians and worsts are over the pairs and seeds of a kind. Every run is deterministic (same seeds, same
+settings, same frames), so two runs of the bench agree exactly; the noise reported is that of the sample:
+the difference between the medians of the first and second half of the seeds.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+from tqdm.auto import tqdm
+
+from sd.atomic_output import atomic_output
+from sd.data.captions import canonical_caption
+from sd.data.shapes import Scene
+from sd.eval.classifier import ShapesClassifier
+from sd.eval.wander import off_the_way
+from sd.gif.animate import animate
+from sd.gif.keyframes import Keyframe
+from sd.gif.settings import GifSettings
+from sd.gif.smoothness import CROSSFADE_THRESHOLD, blend_gap, transition_stats
+from sd.gif.timeline import FrameSpec
+from sd.pipeline import StableDiffusionPipeline
+
+
+@dataclass(frozen=True)
+class Pair:
+    kind: str
+    a: Scene
+    b: Scene
+
+    @property
+    def prompts(self) -> tuple[str, str]:
+        return canonical_caption(self.a), canonical_caption(self.b)
+
+
+def _scene(text: str) -> Scene:
+    """'large red circle center blue' -> Scene (size colour shape position background; position may be 2 words)."""
+    size, colour, shape, *position, background = text.split()
+    return Scene(shape, colour, background, size, " ".join(position))
+
+
+# Two pairs per kind of change; no held-out colour-shape pair (vocabulary.py), so keyframes draw well.
+PAIRS = tuple(
+    Pair(kind, _scene(a), _scene(b))
+    for kind, a, b in (
+        ("colour", "large red circle center blue", "large yellow circle center blue"),
+        ("colour", "small teal triangle top right white", "small purple triangle top right white"),
+        ("background", "large white star center blue", "large white star center black"),
+        ("background", "small red square bottom left yellow", "small red square bottom left green"),
+        ("size", "small green square center black", "large green square center black"),
+        ("size", "large blue heart top right pink", "small blue heart top right pink"),
+        ("shape", "large pink circle center gray", "large pink star center gray"),
+        ("shape", "small white ring bottom right brown", "small white cross bottom right brown"),
+        ("position", "large orange heart top left teal", "large orange heart bottom right teal"),
+        ("position", "small yellow diamond center purple", "small yellow diamond top right purple"),
+        ("mix", "large red circle center blue", "small yellow star top left black"),
+        ("mix", "large white heart center pink", "small teal diamond bottom left orange"),
+    )
+)
+KINDS = tuple(dict.fromkeys(p.kind for p in PAIRS))
+CROSSFADE = "pixel crossfade"
+DEFAULT = "today's default"
+# Each method: the GifSettings fields it changes from the defaults (the bench's batch aside).
+METHODS: dict[str, dict] = {
+    DEFAULT: {},
+    "no sharing": {"share": False},
+    "branch 0.6": {"branch": 0.6},
+    "linear easing": {"easing": "linear"},
+    "adain": {"adain": True},
+    "adain, no sharing": {"adain": True, "share": False},
+    "even spacing": {"frame_spacing": "even"},
+    "even spacing, linear easing": {"frame_spacing": "even", "easing": "linear"},
+    "even spacing + adain": {"frame_spacing": "even", "adain": True},
+    "even spacing + adain, no sharing": {"frame_spacing": "even", "adain": True, "share": False},
+}
+SEEDS = (0, 1, 2, 3)
+FRAMES = 16  # steps of a transition: keyframes at frames 0 and 16
+QUICK = {"pairs": (PAIRS[0], PAIRS[8]), "seeds": (0,), "frames": 4, "steps": 6}
+Sheet = dict[str, dict[str, list[Image.Image]]]  # kind -> method -> frames, keyframe to keyframe
+BATCH = 6  # frames per UNet call: batch-invariant pixels (renderer.py), several times faster on a CPU
+
+
+def crossfade(a: Image.Image, b: Image.Image, weights: list[float]) -> list[Image.Image]:
+    """(1 - w) a + w b per pixel, rounded to 8 bits: what a video editor's dissolve draws."""
+    x, y = (np.asarray(im.convert("RGB"), dtype=np.float64) for im in (a, b))
+    return [Image.fromarray(np.round((1 - w) * x + w * y).astype(np.uint8)) for w in weights]
+
+
+def blend_weights(specs: list[FrameSpec]) -> list[float]:
+    """How much of the second keyframe each frame of one transition shows: 0, the in-betweens' weights, 1."""
+    return [0.0, *(s.weight for s in specs[1:-1]), 1.0]
+
+
+def measure(frames: list[Image.Image], specs: list[FrameSpec], judge: ShapesClassifier) -> dict:
+    """The measures of one transition (frames: keyframe, in-betweens, keyframe)."""
+    stats = transition_stats(specs, frames)[0]
+    gaps = [blend_gap(frame, frames[0], frames[-1]) for frame in frames[1:-1]]
+    off = off_the_way(frames, judge)
+    return {
+        "jump_ratio": stats.jump_ratio, "gini": stats.gini, "detour": stats.detour,
+        "wander": sum(bool(why) for why in off) / len(off), "off_the_way": off,
+        "crossfade": sum(g.is_crossfade() for g in gaps) / len(gaps),
+        "blend_gaps": [g.blend for g in gaps], "hold_gaps": [g.hold for g in gaps], "weights": blend_weights(specs),
+    }  # fmt: skip
+
+
+def run_bench(
+    pipe: StableDiffusionPipeline, judge: ShapesClassifier, methods: dict[str, dict] = METHODS,
+    pairs: tuple[Pair, ...] = PAIRS, seeds: tuple[int, ...] = SEEDS, frames: int = FRAMES, steps: int = 20,
+    progress: bool = True,
+) -> tuple[list[dict], Sheet]:  # fmt: skip
+    """Every method on every pair and seed, and the pixel crossfade of each case's keyframes (every method
+    draws the same keyframes): (one record per transition, {kind: {method: frames}} of the first pair and
+    seed of each kind, for the contact sheet)."""
+    records, sheet = [], {}
+    todo = [(pair, seed, name) for pair in pairs for seed in seeds for name in methods]
+    for pair, seed, name in tqdm(todo, desc="transitions", disable=not progress):
+        keyframes = [Keyframe(0, pair.prompts[0]), Keyframe(frames, pair.prompts[1])]
+        settings = GifSettings(seed=seed, steps=steps, batch=BATCH, **methods[name])
+        result = animate(keyframes, None, settings, pipe=pipe, cache_dir=None, progress=False)
+        images, specs = result.frames, result.specs
+        shown = {name: images}
+        case = {"kind": pair.kind, "pair": pairs.index(pair), "seed": seed}
+        records.append(case | {"method": name, "unet_steps": result.unet_steps} | measure(images, specs, judge))
+        if name == next(iter(methods)):
+            fade = [images[0], *crossfade(images[0], images[-1], blend_weights(specs)[1:-1]), images[-1]]
+            shown[CROSSFADE] = fade
+            records.append(case | {"method": CROSSFADE, "unet_steps": 0} | measure(fade, specs, judge))
+        if seed == seeds[0] and pair == next(p for p in pairs if p.kind == pair.kind):
+            sheet.setdefault(pair.kind, {}).update(shown)
+    return records, sheet
+
+
+COLUMNS = ("jump_ratio", "gini", "detour", "wander", "crossfade")
+
+
+def summarise(records: list[dict], seeds: tuple[int, ...]) -> dict:
+    """{kind: {method: {n, median and worst of each measure, UNet steps, noise of the median jump ratio}}},
+    with the kind "all" over every pair."""
+    half = set(seeds[: len(seeds) // 2])
+    summary: dict[str, dict] = {}
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    for kind in ["all", *dict.fromkeys(r["kind"] for r in records)]:
+        rows = summary.setdefault(kind, {})
+        for method in methods:
+            cases = [r for r in records if r["method"] == method and kind in ("all", r["kind"])]
+            row: dict = {"n": len(cases), "unet_steps": float(np.median([c["unet_steps"] for c in cases]))}
+            for column in COLUMNS:
+                values = [c[column] for c in cases]
+                row[column] = {"median": float(np.median(values)), "worst": float(max(values))}
+            if half and len(half) < len(seeds):
+                medians = [np.median([c["jump_ratio"] for c in cases if (c["seed"] in half) == side])
+                           for side in (True, False)]  # fmt: skip
+                row["jump_ratio_noise"] = float(abs(medians[0] - medians[1]))
+            rows[method] = row
+    return summary
+
+
+def table(summary: dict, kind: str) -> str:
+    """A markdown table of one kind: median (worst) of each measure, per method."""
+    rows = summary[kind]
+    noise = any("jump_ratio_noise" in row for row in rows.values())
+    head = "| method | n | jump ratio | gini | detour | wander | crossfade | UNet steps |" + (
+        " jump ratio noise |" if noise else ""
+    )
+    lines = [head, "| --- " * (head.count("|") - 1) + "|"]
+    for method, row in rows.items():
+        cells = [f"{row[c]['median']:.2f} ({row[c]['worst']:.2f})" for c in COLUMNS]
+        line = f"| {method} | {row['n']} | " + " | ".join(cells) + f" | {row['unet_steps']:.0f} |"
+        if noise:
+            line += f" {row.get('jump_ratio_noise', float('nan')):.2f} |"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+SHEET_ROWS = (DEFAULT, CROSSFADE, "even spacing", "even spacing, linear easing")  # the short sheet's rows
+
+
+def contact_sheet(sheet: Sheet, path: Path, rows: tuple[str, ...] | None = None) -> None:
+    """One block per kind of change (its first pair and seed), one row per method (`rows`, default all), keyframe
+    to keyframe, at the frames' own pixels."""
+    font = ImageFont.load_default(size=13)
+    names = [name for name in next(iter(sheet.values())) if rows is None or name in rows]
+    frames = len(next(iter(next(iter(sheet.values())).values())))
+    size = next(iter(next(iter(sheet.values())).values()))[0].width
+    label = 20 + int(max(font.getlength(name) for name in names))
+    heading = 22
+    block = heading + size * len(names)
+    canvas = Image.new("RGB", (label + size * frames, block * len(sheet)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for k, (kind, methods) in enumerate(sheet.items()):
+        top = k * block
+        draw.text((4, top + 4), kind, fill="black", font=font)
+        for r, name in enumerate(names):
+            y = top + heading + r * size
+            draw.text((4, y + size // 2 - 7), name, fill="black", font=font)
+            for c, frame in enumerate(methods[name]):
+                canvas.paste(frame.convert("RGB"), (label + c * size, y))
+    with atomic_output(path, overwrite=True) as tmp:
+        canvas.save(tmp, format="PNG", optimize=True)
+
+
+def bench_morph(
+    pipe: StableDiffusionPipeline, judge: ShapesClassifier, out: Path, quick: bool = False,
+    methods: dict[str, dict] = METHODS, progress: bool = True,
+) -> dict:  # fmt: skip
+    """Run, summarise, and write out/morph.json, out/morph.md, the contact sheet out/morph.png and one with the
+    SHEET_ROWS only, out/morph-short.png; returns the record."""
+    plan = QUICK if quick else {"pairs": PAIRS, "seeds": SEEDS, "frames": FRAMES, "steps": GifSettings().steps}
+    records, sheet = run_bench(pipe, judge, methods, progress=progress, **plan)
+    summary = summarise(records, plan["seeds"])
+    out.mkdir(parents=True, exist_ok=True)
+    record = {
+        "pairs": [{"kind": p.kind, "prompts": p.prompts} for p in plan["pairs"]], "seeds": list(plan["seeds"]),
+        "frames": plan["frames"], "steps": plan["steps"], "methods": methods, "threads": torch.get_num_threads(),
+        "crossfade_threshold": CROSSFADE_THRESHOLD, "summary": summary, "transitions": records,
+    }  # fmt: skip
+    with atomic_output(out / "morph.json", overwrite=True) as tmp:
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
+    markdown = "\n\n".join(f"**{kind}**\n\n{table(summary, kind)}" for kind in summary)
+    with atomic_output(out / "morph.md", overwrite=True) as tmp:
+        tmp.write_text(markdown + "\n")
+    contact_sheet(sheet, out / "morph.png")
+    if all(name in next(iter(sheet.values())) for name in SHEET_ROWS):
+        contact_sheet(sheet, out / "morph-short.png", SHEET_ROWS)
+    return record
+
