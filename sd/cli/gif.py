@@ -89,8 +89,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     i.add_argument("--max-frames", type=int, help=f"cap on frames (default {DEFAULTS.max_frames})")
     i.add_argument("--adain", action="store_true", default=None,
                    help="in-betweens start with their keyframes' per-channel latent statistics (DiffMorpher's AdaIN)")
-    i.add_argument("--frame-spacing", choices=FRAME_SPACINGS, help="even: blend weights that make consecutive frames "
-                   f"equally far apart, explored with --probes renders per transition (default {DEFAULTS.frame_spacing})")
+    i.add_argument("--frame-spacing", choices=FRAME_SPACINGS,
+                   help="even: blend weights that make consecutive frames equally far apart, explored with --probes "
+                   f"renders per transition (default {DEFAULTS.frame_spacing})")  # fmt: skip
     i.add_argument("--probes", type=int, help=f"--frame-spacing even: probe in-betweens per transition "
                    f"(default {DEFAULTS.probes})")  # fmt: skip
 
