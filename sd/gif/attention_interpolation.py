@@ -150,7 +150,8 @@ def capturing(unet: torch.nn.Module, store: KeyValueStore, keyframes: list[int],
             if t is None or t in store.timesteps:
                 rows, frames = conditional_rows(q.shape[0], len(keyframes), guided)
                 for row, frame in zip(range(rows.start, rows.stop), frames, strict=True):
-                    store.put(keyframes[frame], name, t, k[row : row + 1], v[row : row + 1])  # (1, M, H*D)
+                    k_row = k[row : row + 1]  # (1, M, H*D)
+                    store.put(keyframes[frame], name, t, k_row, k_row if v is k else v[row : row + 1])
             return module.attend(q, k, v)  # the keyframe's own attention, unchanged
 
         return hook
