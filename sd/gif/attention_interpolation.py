@@ -119,7 +119,8 @@ def conditional_rows(batch: int, frames: int, guided: bool) -> tuple[slice, list
 
 @contextmanager
 def _hooked(unet: torch.nn.Module, layers: set[str], make_hook: Callable[[str, dict], AttentionHook]) -> Iterator[None]:
-    """Set `make_hook(name, clock)` on each named layer; clock["t"] is the timestep of the UNet call under way."""
+    """Set `make_hook(name, clock)` on each named layer; clock["t"] is the timestep of the UNet call under way.
+    No layers (nothing to interpolate): no hook at all."""
     clock: dict[str, float] = {}
 
     def read_timestep(_module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
@@ -127,6 +128,9 @@ def _hooked(unet: torch.nn.Module, layers: set[str], make_hook: Callable[[str, d
         clock["t"] = float(torch.as_tensor(t).reshape(-1)[0])  # one timestep shared by the batch
 
     modules = unet_modules(unet, layers)
+    if not modules:
+        yield
+        return
     if any(module.hook is not None for _, module in modules):
         raise RuntimeError("an attention hook is already set on this UNet: one capture or interpolation at a time")
     handle = unet.register_forward_pre_hook(read_timestep, with_kwargs=True)
@@ -156,7 +160,7 @@ def capturing(unet: torch.nn.Module, store: KeyValueStore, keyframes: list[int],
 
         return hook
 
-    with _hooked(unet, set(store.layers), make_hook):
+    with _hooked(unet, set(store.layers) if store.timesteps else set(), make_hook):
         yield
 
 
@@ -184,7 +188,7 @@ def interpolating(
 
         return hook
 
-    with _hooked(unet, set(store.layers), make_hook):
+    with _hooked(unet, set(store.layers) if store.timesteps else set(), make_hook):
         yield
 
 
@@ -219,9 +223,28 @@ def denoise_from(
     return out, (kept[0] if kept else None)
 
 
-def capture_keyframes(
+def new_store(
     pipe: StableDiffusionPipeline,
     options: AttentionInterpolation,
+    latent_size: tuple[int, int],
+    *,
+    sampler: str,
+    steps: int,
+    inbetween_begin: int,
+    keyframes: int,
+) -> KeyValueStore:
+    """An empty store for `keyframes` keyframes whose in-betweens start at step `inbetween_begin` (0: from noise;
+    with trajectory sharing, the branch step), holding the layers `options` choose at (h, w) `latent_size`."""
+    options.validate()
+    window = options.window(inbetween_begin, steps)
+    layers = options.layers(pipe.checkpoint.unet, latent_size, len(window), keyframes)
+    timesteps = pipe._sampler(sampler, steps, 0.0).timesteps[window.start : window.stop]
+    return KeyValueStore(layers, timesteps)
+
+
+def capture_keyframes(
+    pipe: StableDiffusionPipeline,
+    store: KeyValueStore,
     keyframes: list[int],
     noises: torch.Tensor,
     contexts: torch.Tensor,
@@ -230,27 +253,15 @@ def capture_keyframes(
     sampler: str,
     steps: int,
     guidance: float,
-    inbetween_begin: int = 0,
-    store: KeyValueStore | None = None,
+    keep: int | None = None,
     progress: bool = False,
-) -> tuple[KeyValueStore, torch.Tensor, torch.Tensor | None]:
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Denoise `keyframes` (their indices) from `noises` (K, 4, h, w), already scaled by the sampler's initial
-    sigma, with `contexts` (K, 77, C), capturing for in-betweens that start at step `inbetween_begin`.
-
-    Returns the store (a new one, or `store` with these keyframes added), the final latents (K, 4, h, w) and,
-    when in-betweens branch (`inbetween_begin` > 0), the latents before that step (K, 4, h, w)."""
-    options.validate()
-    if store is None:
-        window = options.window(inbetween_begin, steps)
-        schedule = pipe._sampler(sampler, steps, 0.0)
-        layers = options.layers(pipe.checkpoint.unet, tuple(noises.shape[-2:]), len(window), len(keyframes))
-        store = KeyValueStore(layers, schedule.timesteps[window.start : window.stop])
+    sigma, with `contexts` (K, 77, C), into `store`. Returns the final latents (K, 4, h, w) and those before step
+    `keep` (the branch step of trajectory sharing), if given."""
     with capturing(pipe.checkpoint.unet, store, keyframes, guided=uncond is not None):
-        out, branch = denoise_from(
-            pipe, noises, contexts, uncond, sampler=sampler, steps=steps, begin=0, guidance=guidance,
-            keep=inbetween_begin or None, progress=progress,
-        )  # fmt: skip
-    return store, out, branch
+        return denoise_from(pipe, noises, contexts, uncond, sampler=sampler, steps=steps, begin=0,
+                            guidance=guidance, keep=keep, progress=progress)  # fmt: skip
 
 
 def render_inbetweens(

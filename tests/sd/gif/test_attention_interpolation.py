@@ -17,6 +17,7 @@ from sd.gif.attention_interpolation import (
     conditional_rows,
     denoise_from,
     interpolating,
+    new_store,
     render_inbetweens,
 )
 from sd.gif.attention_layers import (
@@ -123,7 +124,8 @@ def test_a_whole_denoising_at_weight_0_ends_at_the_keyframe(tiny_pipe):
     noises = torch.cat([randn_tensor((1, 4, 8, 8), generators_for(seed, 1)) for seed in (1, 2)])  # (2, 4, 8, 8)
     run = dict(sampler="dpmpp_2m", steps=6, guidance=5.0)
     options = AttentionInterpolation()
-    store, keyframes, _ = capture_keyframes(tiny_pipe, options, [0, 1], noises, contexts, uncond, **run)
+    store = new_store(tiny_pipe, options, (8, 8), sampler="dpmpp_2m", steps=6, inbetween_begin=0, keyframes=2)
+    keyframes, _ = capture_keyframes(tiny_pipe, store, [0, 1], noises, contexts, uncond, **run)
     assert len(store.timesteps) == 3
     alone, _ = denoise_from(tiny_pipe, noises[:1], contexts[:1], uncond, begin=0, **run)
     assert torch.equal(keyframes[:1], alone)  # capturing left the keyframe as it is
@@ -145,8 +147,8 @@ def test_in_betweens_batched_equal_each_rendered_alone(tiny_pipe, guidance):
     noises = torch.cat([randn_tensor((1, 4, 8, 8), generators_for(seed, 1)) for seed in (1, 2, 3)])
     run = dict(sampler="dpmpp_2m", steps=6, guidance=guidance)
     options = AttentionInterpolation(variant="outer")
-    store, _, branch = capture_keyframes(tiny_pipe, options, [0, 1, 2], noises, contexts, uncond,
-                                         inbetween_begin=2, **run)  # fmt: skip
+    store = new_store(tiny_pipe, options, (8, 8), sampler="dpmpp_2m", steps=6, inbetween_begin=2, keyframes=3)
+    _, branch = capture_keyframes(tiny_pipe, store, [0, 1, 2], noises, contexts, uncond, keep=2, **run)
     assert store.timesteps == {float(t) for t in tiny_pipe._sampler("dpmpp_2m", 6, 0.0).timesteps[2:4]}
     specs = [FrameSpec(0, 1, 0.25), FrameSpec(1, 2, 0.5), FrameSpec(0, 1, 0.75)]
     starts = torch.cat([torch.lerp(branch[s.left], branch[s.right], s.weight)[None] for s in specs])
