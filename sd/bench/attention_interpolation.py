@@ -77,13 +77,13 @@ def render_transition(
     contexts = pipe.encode_prompt(list(prompts))  # (2, 77, C)
     uncond = pipe.encode_prompt([s.negative_prompt]) if s.guidance > 1.0 else None  # (1, 77, C)
     begin = min(round(s.steps * s.branch), s.steps - 1) if s.share else 0  # the renderer's branch step
-    run = dict(sampler=s.sampler, steps=s.steps, guidance=s.guidance)
 
-    store = new_store(pipe, aid, shape[-2:], sampler=s.sampler, steps=s.steps, inbetween_begin=begin, keyframes=2)
+    store = new_store(pipe, s, aid, shape[-2:], inbetween_begin=begin, keyframes=2)
     ends, branch = [], []
     for i in range(2):  # one keyframe per denoising, as the renderer's default batch of 1 runs them
-        out, kept = capture_keyframes(pipe, store, [i], noises[i] * sigma, contexts[i : i + 1], uncond,
-                                      keep=begin or None, **run)  # fmt: skip
+        out, kept = capture_keyframes(
+            pipe, s, store, [i], noises[i] * sigma, contexts[i : i + 1], uncond, begin or None
+        )
         ends.append(out)
         branch.append(kept)
 
@@ -97,7 +97,7 @@ def render_transition(
         else:
             starts = torch.cat([slerp(noises[0], noises[1], spec.weight) * sigma for spec in chunk])
         texts = torch.cat([text(contexts[:1], contexts[1:], spec.weight) for spec in chunk])  # (n, 77, C)
-        latents.append(render_inbetweens(pipe, aid, store, chunk, starts, texts, uncond, begin=begin, **run))
+        latents.append(render_inbetweens(pipe, s, store, chunk, starts, texts, uncond, begin, aid.variant))
     decoded = [ends[0]] + list(torch.cat(latents).split(1)) + [ends[1]]  # (1, 4, h, w) each, in frame order
     images = [tensor_to_images(pipe.decode_latents(x))[0] for x in decoded]  # one at a time, as the renderer
     return Transition(label, images, specs, 2 * s.steps + len(between) * (s.steps - begin))

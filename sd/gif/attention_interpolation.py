@@ -31,6 +31,7 @@ import torch
 
 from sd.errors import UserError
 from sd.gif.attention_layers import KINDS, AttentionShape, attention_shapes, select_layers, unet_modules
+from sd.gif.settings import GifSettings
 from sd.gif.timeline import FrameSpec
 from sd.pipeline import StableDiffusionPipeline, generators_for
 from transformer.attention import AttentionHook, CrossAttention
@@ -194,20 +195,17 @@ def interpolating(
 
 def denoise_from(
     pipe: StableDiffusionPipeline,
+    settings: GifSettings,
     latents: torch.Tensor,
     contexts: torch.Tensor,
     uncond: torch.Tensor | None,
-    *,
-    sampler: str,
-    steps: int,
     begin: int,
-    guidance: float,
     keep: int | None = None,
     progress: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Latents (n, 4, h, w) at step `begin` denoised to the end with `contexts` (n, 77, C) and `uncond` (1, 77, C)
-    or None; also the latents before step `keep`, if given (the keyframes' branch latents)."""
-    schedule = pipe._sampler(sampler, steps, 0.0)
+    or None, by the settings' sampler, steps and guidance; also the latents before step `keep`, if given."""
+    schedule = pipe._sampler(settings.sampler, settings.steps, 0.0)
     schedule.set_begin_index(begin)
     uncond = None if uncond is None else uncond.expand(latents.shape[0], -1, -1)  # (n, 77, C)
     kept: list[torch.Tensor] = []
@@ -217,7 +215,7 @@ def denoise_from(
             kept.append(x.clone())
 
     out = pipe.denoise(
-        latents, contexts, uncond, schedule, schedule.timesteps[begin:], guidance,
+        latents, contexts, uncond, schedule, schedule.timesteps[begin:], settings.guidance,
         generators_for(0, latents.shape[0]), progress=progress, on_step=on_step,
     )  # fmt: skip
     return out, (kept[0] if kept else None)
@@ -225,65 +223,50 @@ def denoise_from(
 
 def new_store(
     pipe: StableDiffusionPipeline,
+    settings: GifSettings,
     options: AttentionInterpolation,
     latent_size: tuple[int, int],
-    *,
-    sampler: str,
-    steps: int,
     inbetween_begin: int,
     keyframes: int,
 ) -> KeyValueStore:
     """An empty store for `keyframes` keyframes whose in-betweens start at step `inbetween_begin` (0: from noise;
     with trajectory sharing, the branch step), holding the layers `options` choose at (h, w) `latent_size`."""
     options.validate()
-    window = options.window(inbetween_begin, steps)
+    window = options.window(inbetween_begin, settings.steps)
     layers = options.layers(pipe.checkpoint.unet, latent_size, len(window), keyframes)
-    timesteps = pipe._sampler(sampler, steps, 0.0).timesteps[window.start : window.stop]
+    timesteps = pipe._sampler(settings.sampler, settings.steps, 0.0).timesteps[window.start : window.stop]
     return KeyValueStore(layers, timesteps)
 
 
 def capture_keyframes(
     pipe: StableDiffusionPipeline,
+    settings: GifSettings,
     store: KeyValueStore,
     keyframes: list[int],
     noises: torch.Tensor,
     contexts: torch.Tensor,
     uncond: torch.Tensor | None,
-    *,
-    sampler: str,
-    steps: int,
-    guidance: float,
     keep: int | None = None,
-    progress: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Denoise `keyframes` (their indices) from `noises` (K, 4, h, w), already scaled by the sampler's initial
     sigma, with `contexts` (K, 77, C), into `store`. Returns the final latents (K, 4, h, w) and those before step
     `keep` (the branch step of trajectory sharing), if given."""
     with capturing(pipe.checkpoint.unet, store, keyframes, guided=uncond is not None):
-        return denoise_from(pipe, noises, contexts, uncond, sampler=sampler, steps=steps, begin=0,
-                            guidance=guidance, keep=keep, progress=progress)  # fmt: skip
+        return denoise_from(pipe, settings, noises, contexts, uncond, 0, keep)
 
 
 def render_inbetweens(
     pipe: StableDiffusionPipeline,
-    options: AttentionInterpolation,
+    settings: GifSettings,
     store: KeyValueStore,
     specs: list[FrameSpec],
     latents: torch.Tensor,
     contexts: torch.Tensor,
     uncond: torch.Tensor | None,
-    *,
-    sampler: str,
-    steps: int,
     begin: int,
-    guidance: float,
-    progress: bool = False,
+    variant: str = "outer",
 ) -> torch.Tensor:
     """Denoise in-betweens `specs` from `latents` (n, 4, h, w) at step `begin` (0: scaled noise; the branch step:
     slerped branch latents) with `contexts` (n, 77, C), interpolating attention over the steps `store` holds."""
-    with interpolating(pipe.checkpoint.unet, store, specs, guided=uncond is not None, variant=options.variant):
-        out, _ = denoise_from(
-            pipe, latents, contexts, uncond, sampler=sampler, steps=steps, begin=begin, guidance=guidance,
-            progress=progress,
-        )  # fmt: skip
-    return out
+    with interpolating(pipe.checkpoint.unet, store, specs, guided=uncond is not None, variant=variant):
+        return denoise_from(pipe, settings, latents, contexts, uncond, begin)[0]

@@ -27,6 +27,7 @@ from sd.gif.attention_layers import (
     config_shapes,
     select_layers,
 )
+from sd.gif.settings import GifSettings
 from sd.gif.timeline import FrameSpec
 from sd.pipeline import generators_for
 from sd.samplers.noise import randn_tensor
@@ -122,19 +123,19 @@ def test_a_whole_denoising_at_weight_0_ends_at_the_keyframe(tiny_pipe):
     """Six dpmpp_2m steps, guided, the first three interpolated: within 1e-4 of keyframe A's latents (about 1)."""
     contexts, uncond = tiny_pipe.encode_prompt(["a red circle", "a blue square"]), tiny_pipe.encode_prompt([""])
     noises = torch.cat([randn_tensor((1, 4, 8, 8), generators_for(seed, 1)) for seed in (1, 2)])  # (2, 4, 8, 8)
-    run = dict(sampler="dpmpp_2m", steps=6, guidance=5.0)
-    options = AttentionInterpolation()
-    store = new_store(tiny_pipe, options, (8, 8), sampler="dpmpp_2m", steps=6, inbetween_begin=0, keyframes=2)
-    keyframes, _ = capture_keyframes(tiny_pipe, store, [0, 1], noises, contexts, uncond, **run)
+    settings = GifSettings(steps=6)  # dpmpp_2m, guidance 5
+    store = new_store(tiny_pipe, settings, AttentionInterpolation(), (8, 8), inbetween_begin=0, keyframes=2)
     assert len(store.timesteps) == 3
-    alone, _ = denoise_from(tiny_pipe, noises[:1], contexts[:1], uncond, begin=0, **run)
+    keyframes, _ = capture_keyframes(tiny_pipe, settings, store, [0, 1], noises, contexts, uncond)
+    alone, _ = denoise_from(tiny_pipe, settings, noises[:1], contexts[:1], uncond, begin=0)
     assert torch.equal(keyframes[:1], alone)  # capturing left the keyframe as it is
-    spec = [FrameSpec(0, 1, 0.0)]
-    frame = render_inbetweens(tiny_pipe, options, store, spec, noises[:1], contexts[:1], uncond, begin=0, **run)
-    assert (frame - keyframes[:1]).abs().max() < 1e-4
-    halfway = render_inbetweens(tiny_pipe, options, store, [FrameSpec(0, 1, 0.5)], noises[:1], contexts[:1], uncond,
-                                begin=0, **run)  # fmt: skip
-    assert (halfway - keyframes[:1]).abs().max() > 1e-2
+    for variant in ("outer", "inner"):
+        start = FrameSpec(0, 1, 0.0)
+        frame = render_inbetweens(tiny_pipe, settings, store, [start], noises[:1], contexts[:1], uncond, 0, variant)
+        assert (frame - keyframes[:1]).abs().max() < 1e-4
+        half = FrameSpec(0, 1, 0.5)
+        halfway = render_inbetweens(tiny_pipe, settings, store, [half], noises[:1], contexts[:1], uncond, 0, variant)
+        assert (halfway - keyframes[:1]).abs().max() > 1e-2
 
 
 # ---- batching ------------------------------------------------------------------------------------------------------
@@ -145,22 +146,20 @@ def test_in_betweens_batched_equal_each_rendered_alone(tiny_pipe, guidance):
     contexts = tiny_pipe.encode_prompt(prompts)  # (3, 77, C)
     uncond = tiny_pipe.encode_prompt([""]) if guidance > 1 else None
     noises = torch.cat([randn_tensor((1, 4, 8, 8), generators_for(seed, 1)) for seed in (1, 2, 3)])
-    run = dict(sampler="dpmpp_2m", steps=6, guidance=guidance)
-    options = AttentionInterpolation(variant="outer")
-    store = new_store(tiny_pipe, options, (8, 8), sampler="dpmpp_2m", steps=6, inbetween_begin=2, keyframes=3)
-    _, branch = capture_keyframes(tiny_pipe, store, [0, 1, 2], noises, contexts, uncond, keep=2, **run)
+    settings = GifSettings(steps=6, guidance=guidance)
+    store = new_store(tiny_pipe, settings, AttentionInterpolation(), (8, 8), inbetween_begin=2, keyframes=3)
     assert store.timesteps == {float(t) for t in tiny_pipe._sampler("dpmpp_2m", 6, 0.0).timesteps[2:4]}
+    _, branch = capture_keyframes(tiny_pipe, settings, store, [0, 1, 2], noises, contexts, uncond, keep=2)
     specs = [FrameSpec(0, 1, 0.25), FrameSpec(1, 2, 0.5), FrameSpec(0, 1, 0.75)]
     starts = torch.cat([torch.lerp(branch[s.left], branch[s.right], s.weight)[None] for s in specs])
     texts = torch.cat([torch.lerp(contexts[s.left], contexts[s.right], s.weight)[None] for s in specs])
-    batched = render_inbetweens(tiny_pipe, options, store, specs, starts, texts, uncond, begin=2, **run)
+    batched = render_inbetweens(tiny_pipe, settings, store, specs, starts, texts, uncond, begin=2)
     for i, spec in enumerate(specs):
-        one = slice(i, i + 1)
-        x, c = starts[one], texts[one]
+        x, c = starts[i : i + 1], texts[i : i + 1]
         if uncond is None:  # an unguided batch of one rounds differently on CPU: run it as two, as the renderer does
             x, c = x.repeat(2, 1, 1, 1), c.repeat(2, 1, 1)
-        alone = render_inbetweens(tiny_pipe, options, store, [spec], x, c, uncond, begin=2, **run)[:1]
-        assert torch.equal(batched[one], alone), spec  # a guided batch of one is two UNet rows; unguided, repeated
+        alone = render_inbetweens(tiny_pipe, settings, store, [spec], x, c, uncond, begin=2)[:1]
+        assert torch.equal(batched[i : i + 1], alone), spec  # bit for bit
 
 
 def test_the_rows_a_hook_interpolates():
