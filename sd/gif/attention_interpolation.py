@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
+from sd.bf16_compute import compute_dtype
 from sd.errors import UserError
 from sd.gif.attention_layers import KINDS, AttentionShape, attention_shapes, select_layers, unet_modules
 from sd.gif.settings import GifSettings
@@ -68,7 +69,7 @@ class AttentionInterpolation:
     def layers(self, unet: torch.nn.Module, latent_size: tuple[int, int], steps: int, keyframes: int) -> list:
         """The layers to capture for `keyframes` keyframes over `steps` interpolated steps."""
         shapes = attention_shapes(unet, *latent_size)
-        element_bytes = next(unet.parameters()).element_size()
+        element_bytes = compute_dtype(unet).itemsize  # the activations' dtype, which K and V are in
         return select_layers(shapes, self.kinds, self.factors, self.max_bytes, steps, keyframes, element_bytes)
 
 

@@ -20,6 +20,7 @@ from itertools import chain
 import torch
 from torch import nn
 
+from sd.bf16_compute import compute_dtype
 from sd.errors import UserError
 from transformer.attention import CrossAttention
 from transformer.clip_tokenizer import CONTEXT_LENGTH
@@ -71,8 +72,9 @@ def attention_shapes(unet: UNetModel, height: int, width: int) -> list[Attention
         shapes.append(AttentionShape(layers[module], module.is_cross, factor, k.shape[1], k.shape[2], k is v))
         return module.attend(q, k, v)
 
-    x = torch.empty(1, config.in_channels, height, width, device="meta")  # (1, 4, h, w)
-    context = torch.empty(1, CONTEXT_LENGTH, config.context_dim, device="meta")  # (1, 77, C)
+    dtype = compute_dtype(unet)
+    x = torch.empty(1, config.in_channels, height, width, device="meta", dtype=dtype)  # (1, 4, h, w)
+    context = torch.empty(1, CONTEXT_LENGTH, config.context_dim, device="meta", dtype=dtype)  # (1, 77, C)
     try:
         for module in layers:
             module.hook = record

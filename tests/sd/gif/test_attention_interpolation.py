@@ -203,6 +203,15 @@ def test_sd15_capture_memory_at_512_in_fp16():
         select_layers(shapes, kinds=("self",), factors=(16,))
 
 
+def test_a_half_precision_unet_traces_and_counts_two_bytes():
+    with torch.device("meta"):
+        unet = UNetModel(TINY_UNET).half()
+    shapes = config_shapes(TINY_UNET, 8, 8)
+    assert attention_shapes(unet, 8, 8) == shapes
+    options = AttentionInterpolation(max_bytes=capture_bytes(shapes, 1, 2, 2))  # exactly everything, in fp16
+    assert options.layers(unet, (8, 8), steps=1, keyframes=2) == shapes
+
+
 def test_sd21_traces_too():
     shapes = config_shapes(SD21_UNET, 96, 96)  # 768x768: 64-wide heads, linear projections, 1024-wide text
     assert {s.factor for s in shapes} == {1, 2, 4, 8} and shapes[0].keys == 96 * 96 and shapes[1].keys == 77
