@@ -7,7 +7,12 @@ at the same layer and step:
     inner:           Attn(Q, [K; (1 - a) K_A + a K_B], [V; (1 - a) V_A + a V_B])
 
 [X; Y] stacks along the keys: the frame's own keys first, then the keyframe's (AID's "fused" form, the one its
-code runs by default, and the paper's definition). Without its own keys a frame would only copy the keyframes.
+code runs by default). With `fused=False` the frame's own K, V are left out (AID's plain form):
+
+    outer: (1 - a) Attn(Q, K_A, V_A) + a Attn(Q, K_B, V_B)
+    inner:           Attn(Q, (1 - a) K_A + a K_B, (1 - a) V_A + a V_B)
+
+and the inner one on self-attention is DiffMorpher's (Zhang et al. 2024), which lerps the keyframes' K/V.
 
 At a = 0 for a frame that is keyframe A itself (K = K_A, V = V_A) both forms are Attn(Q, [K_A; K_A], [V_A; V_A]),
 which equals Attn(Q, K_A, V_A): every key appears twice, so each softmax weight halves and each value counts twice.
@@ -32,17 +37,22 @@ def interpolated_attention(
     heads: int,
     variant: str = "outer",
     kind: str = "softmax",
+    fused: bool = True,
 ) -> torch.Tensor:
     """q (B, N, H*D), k and v (B, M, H*D); `ends` = K_A, V_A, K_B, V_B, each (B, M', H*D); `weight` a (B,) per row.
 
-    Returns (B, N, H*D), the formula of `variant` above, with `kind` (softmax or relu) attention."""
+    Returns (B, N, H*D), the formula of `variant` above, with `kind` (softmax or relu) attention; `fused` puts the
+    frame's own keys and values beside the keyframes'."""
     k_a, v_a, k_b, v_b = ends
     a = weight.to(q.dtype).view(-1, 1, 1)  # (B,) -> (B, 1, 1)
+
+    def attend(keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:  # over [K; keys], or keys alone
+        if fused:
+            keys, values = torch.cat([k, keys], 1), torch.cat([v, values], 1)  # (B, M + M', H*D)
+        return multi_head_attention(q, keys, values, heads, kind=kind)  # (B, N, H*D)
+
     if variant == "outer":
-        to_a = multi_head_attention(q, torch.cat([k, k_a], 1), torch.cat([v, v_a], 1), heads, kind=kind)  # (B, N, HD)
-        to_b = multi_head_attention(q, torch.cat([k, k_b], 1), torch.cat([v, v_b], 1), heads, kind=kind)  # (B, N, HD)
-        return (1 - a) * to_a + a * to_b
+        return (1 - a) * attend(k_a, v_a) + a * attend(k_b, v_b)
     if variant == "inner":
-        k_mix, v_mix = (1 - a) * k_a + a * k_b, (1 - a) * v_a + a * v_b  # (B, M', H*D)
-        return multi_head_attention(q, torch.cat([k, k_mix], 1), torch.cat([v, v_mix], 1), heads, kind=kind)
+        return attend((1 - a) * k_a + a * k_b, (1 - a) * v_a + a * v_b)  # keyframes' K/V lerped: (B, M', H*D)
     raise ValueError(f"attention interpolation variant {variant!r}: choose one of {', '.join(VARIANTS)}")

@@ -97,7 +97,7 @@ def render_transition(
         else:
             starts = torch.cat([slerp(noises[0], noises[1], spec.weight) * sigma for spec in chunk])
         texts = torch.cat([text(contexts[:1], contexts[1:], spec.weight) for spec in chunk])  # (n, 77, C)
-        latents.append(render_inbetweens(pipe, s, store, chunk, starts, texts, uncond, begin, aid.variant))
+        latents.append(render_inbetweens(pipe, s, store, chunk, starts, texts, uncond, begin, aid))
     decoded = [ends[0]] + list(torch.cat(latents).split(1)) + [ends[1]]  # (1, 4, h, w) each, in frame order
     images = [tensor_to_images(pipe.decode_latents(x))[0] for x in decoded]  # one at a time, as the renderer
     return Transition(label, images, specs, 2 * s.steps + len(between) * (s.steps - begin))

@@ -46,6 +46,7 @@ class AttentionInterpolation:
     """What is interpolated: the formula, for how much of a frame's steps, at which layers, within what memory."""
 
     variant: str = "outer"  # or "inner"
+    fused: bool = True  # the frame's own K/V beside the keyframes' (AID's default); False: the keyframes' alone
     fraction: float = AID_FRACTION  # of the steps a frame runs, from its first
     kinds: tuple[str, ...] = KINDS  # "self" and/or "cross" attention
     factors: tuple[int, ...] | None = None  # the latent's downsampling factors (1, 2, 4, 8) to use; None: all
@@ -168,7 +169,11 @@ def capturing(unet: torch.nn.Module, store: KeyValueStore, keyframes: list[int],
 
 @contextmanager
 def interpolating(
-    unet: torch.nn.Module, store: KeyValueStore, specs: list[FrameSpec], guided: bool, variant: str = "outer"
+    unet: torch.nn.Module,
+    store: KeyValueStore,
+    specs: list[FrameSpec],
+    guided: bool,
+    options: AttentionInterpolation = AttentionInterpolation(),
 ) -> Iterator[None]:
     """Denoise the in-betweens `specs` (one per frame of the batch) with interpolated attention at the stored steps."""
 
@@ -181,7 +186,7 @@ def interpolating(
             ends = store.ends(row_specs, name, None if module.is_cross else clock["t"])  # 4 x (R, M', H*D)
             weight = torch.tensor([s.weight for s in row_specs], device=q.device)  # (R,)
             mixed = interpolated_attention(
-                q[rows], k[rows], v[rows], ends, weight, module.heads, variant, module.kind
+                q[rows], k[rows], v[rows], ends, weight, module.heads, options.variant, module.kind, options.fused
             )  # (R, N, H*D)
             if rows.start == 0:
                 return mixed
@@ -265,9 +270,9 @@ def render_inbetweens(
     contexts: torch.Tensor,
     uncond: torch.Tensor | None,
     begin: int,
-    variant: str = "outer",
+    options: AttentionInterpolation = AttentionInterpolation(),
 ) -> torch.Tensor:
     """Denoise in-betweens `specs` from `latents` (n, 4, h, w) at step `begin` (0: scaled noise; the branch step:
     slerped branch latents) with `contexts` (n, 77, C), interpolating attention over the steps `store` holds."""
-    with interpolating(pipe.checkpoint.unet, store, specs, guided=uncond is not None, variant=variant):
+    with interpolating(pipe.checkpoint.unet, store, specs, uncond is not None, options):
         return denoise_from(pipe, settings, latents, contexts, uncond, begin)[0]

@@ -32,19 +32,21 @@ def random_inputs(rows: int = 3, seed: int = 0) -> tuple[torch.Tensor, ...]:
 
 
 @pytest.mark.parametrize("kind", ["softmax", "relu"])
+@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("variant", ["outer", "inner"])
-def test_formulas_match_a_float64_loop(variant, kind):
+def test_formulas_match_a_float64_loop(variant, fused, kind):
     q, k, v, k_a, v_a, k_b, v_b = random_inputs()
     weight = torch.tensor([0.2, 0.5, 0.9])
-    ours = interpolated_attention(q, k, v, (k_a, v_a, k_b, v_b), weight, HEADS, variant, kind)
+    ours = interpolated_attention(q, k, v, (k_a, v_a, k_b, v_b), weight, HEADS, variant, kind, fused)
     for row, a in enumerate(weight.tolist()):
+        own_k, own_v = (k[row], v[row]) if fused else (k[row, :0], v[row, :0])  # [K; ...] or nothing of the frame's
         if variant == "outer":  # (1 - a) Attn(Q, [K; K_A], [V; V_A]) + a Attn(Q, [K; K_B], [V; V_B])
-            to_a = naive_attention(q[row], torch.cat([k[row], k_a[row]]), torch.cat([v[row], v_a[row]]), kind)
-            to_b = naive_attention(q[row], torch.cat([k[row], k_b[row]]), torch.cat([v[row], v_b[row]]), kind)
+            to_a = naive_attention(q[row], torch.cat([own_k, k_a[row]]), torch.cat([own_v, v_a[row]]), kind)
+            to_b = naive_attention(q[row], torch.cat([own_k, k_b[row]]), torch.cat([own_v, v_b[row]]), kind)
             expected = (1 - a) * to_a + a * to_b
         else:  # Attn(Q, [K; (1 - a) K_A + a K_B], [V; (1 - a) V_A + a V_B])
             k_mix, v_mix = (1 - a) * k_a[row] + a * k_b[row], (1 - a) * v_a[row] + a * v_b[row]
-            expected = naive_attention(q[row], torch.cat([k[row], k_mix]), torch.cat([v[row], v_mix]), kind)
+            expected = naive_attention(q[row], torch.cat([own_k, k_mix]), torch.cat([own_v, v_mix]), kind)
         assert torch.allclose(ours[row].double(), expected, atol=1e-6), row
 
 
