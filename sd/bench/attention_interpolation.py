@@ -116,23 +116,30 @@ def contact_sheet(rows: list[Transition], path: Path, overwrite: bool = False) -
             ax.set_yticks([])
         axes[r, 0].set_title(f"{row.label}: jump ratio {row.jump_ratio:.2f}, detour {row.detour:.2f}, "
                              f"{row.unet_steps} UNet steps", fontsize=6, loc="left")  # fmt: skip
-    fig.tight_layout(pad=0.3)
+    fig.subplots_adjust(left=0.005, right=0.995, bottom=0.005, top=1 - 0.25 / fig.get_figheight(), hspace=0.45)
     with atomic_output(path, overwrite=overwrite) as tmp:
         fig.savefig(tmp, format="png", dpi=150)
 
 
 def variants(fraction: float) -> dict[str, tuple[dict, AttentionInterpolation]]:
-    """label -> (GifSettings changes, interpolation): today's default, AID with sharing, AID from noise."""
-    outer, inner = AttentionInterpolation("outer", fraction), AttentionInterpolation("inner", fraction)
+    """label -> (GifSettings changes, interpolation): today's default and per-frame rendering as references, AID as
+    its code runs it (fused, the first `fraction` of the steps) on both, and the unfused outer form over every step."""
+    outer, inner = (
+        AttentionInterpolation("outer", fraction=fraction),
+        AttentionInterpolation("inner", fraction=fraction),
+    )
+    unfused_self = AttentionInterpolation("outer", fused=False, fraction=1.0, kinds=("self",))
+    unfused = AttentionInterpolation("outer", fused=False, fraction=1.0)
+    per_frame = {"share": False}
     return {
         "today (share from step 16)": ({}, NO_INTERPOLATION),
         "AID outer, share": ({}, outer),
         "AID inner, share": ({}, inner),
-        "share from step 10": ({"branch": 0.5}, NO_INTERPOLATION),
-        "AID outer, share from step 10": ({"branch": 0.5}, outer),
-        "per frame (no share)": ({"share": False}, NO_INTERPOLATION),
-        "AID outer, per frame": ({"share": False}, outer),
-        "AID inner, per frame": ({"share": False}, inner),
+        "per frame (no share)": (per_frame, NO_INTERPOLATION),
+        "AID outer, per frame": (per_frame, outer),
+        "AID inner, per frame": (per_frame, inner),
+        "unfused outer, all steps, share": ({}, unfused),
+        "unfused outer, self, all steps, per frame": (per_frame, unfused_self),
     }
 
 
@@ -142,16 +149,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--frames", type=int, default=16, help="keyframe B's frame number (frames - 1 in-betweens)")
     parser.add_argument("--fraction", type=float, default=0.5, help="interpolated share of a frame's steps")
+    parser.add_argument("--batch", type=int, default=1, help="in-betweens per UNet call (the GIF driver's --batch)")
     parser.add_argument("--out", type=Path, default=Path("outputs/bench/attention-interpolation.png"))
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
     pipe = StableDiffusionPipeline(load_checkpoint(args.checkpoint))
     rows = []
     for label, (changes, aid) in variants(args.fraction).items():
-        settings = GifSettings(seed=args.seed, **changes)
+        settings = GifSettings(seed=args.seed, batch=args.batch, **changes)
         rows.append(render_transition(pipe, PROMPTS, args.frames, settings, aid, label))
         row = rows[-1]
-        print(f"{label:32s} jump ratio {row.jump_ratio:6.2f}  detour {row.detour:5.2f}  UNet steps {row.unet_steps}")
+        print(f"{label:42s} jump ratio {row.jump_ratio:6.2f}  detour {row.detour:5.2f}  UNet steps {row.unet_steps}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     contact_sheet(rows, args.out, args.overwrite)
     print(f"wrote {args.out}")
