@@ -49,7 +49,7 @@ class Transition:
 
     @property
     def jump_ratio(self) -> float:
-        return transition_stats(self.specs, step_distances(self.images))[0].jump_ratio
+        return transition_stats(self.specs, self.images)[0].jump_ratio
 
     @property
     def detour(self) -> float:
