@@ -115,7 +115,8 @@ def test_weights_0_and_1_give_each_keyframe_its_own_output(unet, variant, fused,
     for weight, (x, context, keyframe) in ((0.0, (xa, ca, 0)), (1.0, (xb, cb, 1))):
         with interpolating(unet, store, [FrameSpec(0, 1, weight)], guided, options):
             out = guided_call(unet, x, context, uncond)[-1:]
-        assert (out - own[keyframe]).abs().max() < (1e-5 if fused else 1e-6), weight
+        # fp32 round-off of a batch-of-one call against a batch-of-two one (measured up to 1.4e-6 unfused)
+        assert (out - own[keyframe]).abs().max() < 1e-5, weight
         with interpolating(unet, store, [FrameSpec(0, 1, 1.0 - weight)], guided, options):
             other = guided_call(unet, x, context, uncond)[-1:]
         assert (other - own[keyframe]).abs().max() > 1e-3, weight
