@@ -76,7 +76,7 @@ def inspire(keyframes: int = 3, gap: int = 12, seed: int = 0, topics: str = "", 
     if vocabulary == "shapes":
         prompts = [_shapes_prompt(rng, topics) for _ in range(keyframes)]
     else:
-        from transformer.clip_tokenizer import default_tokenizer
+        from sd.loading.tokenizer_files import default_tokenizer
 
         words = clip_words(default_tokenizer())
         prompts = [_clip_prompt(rng, topics, words) for _ in range(keyframes)]

@@ -10,5 +10,9 @@ CLIP_BPE_PATH = DATA_DIR / "bpe_simple_vocab_16e6.txt.gz"
 DEFAULT_CHECKPOINT = WEIGHTS_DIR / "tiny-shapes.safetensors"
 # The attribute classifier that judges prompt adherence (`python -m sd eval`).
 CLASSIFIER_PATH = WEIGHTS_DIR / "shapes-classifier.safetensors"
-# Models shipped in weights/, selectable by name with --model (MobileDiffusion-style UNet: see unet/config.py).
-SHIPPED_MODELS = {"tiny-shapes": DEFAULT_CHECKPOINT, "mobile-tiny": WEIGHTS_DIR / "mobile-tiny.safetensors"}
+# Models shipped in weights/, selectable by name with --model (MobileDiffusion-style UNet: see unet/config.py;
+# the -distilled ones are UNet-only few-step students of the two, `python -m sd.train.distill`).
+SHIPPED_MODELS = {
+    name: WEIGHTS_DIR / f"{name}.safetensors"
+    for name in ("tiny-shapes", "mobile-tiny", "tiny-shapes-distilled", "mobile-tiny-distilled")
+}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 import torch
 from PIL import Image
@@ -30,9 +31,10 @@ from tqdm.auto import tqdm
 from sd.bf16_compute import compute_dtype, set_bf16_compute
 from sd.errors import UserError
 from sd.images import image_to_tensor, tensor_to_images
-from sd.loading.checkpoint import Checkpoint
-from sd.samplers import make_sampler
+from sd.loading.checkpoint_types import Checkpoint
+from sd.samplers import make_sampler, options_of, spacing_of
 from sd.samplers.noise import randn_tensor
+from sd.samplers.spacing import TimestepConfig
 
 
 def generators_for(seed: int, batch: int) -> list[torch.Generator]:
@@ -138,17 +140,31 @@ class StableDiffusionPipeline:
                 latents = sampler.step(out, t, latents, generator=generators)  # x_t -> x_{t-1}
         return latents
 
-    def _sampler(self, name: str, steps: int, eta: float):
-        """The named sampler with its timesteps set, for what the UNet predicts; eta only means something to DDIM."""
-        options = {"prediction_type": self.checkpoint.prediction_type, **({"eta": eta} if name == "ddim" else {})}
-        sampler = make_sampler(name, self.checkpoint.schedule, **options)
+    def timestep_config(self, sampler: str, spacing: str | None = None) -> TimestepConfig:
+        """The timestep facts `sampler` runs with: the checkpoint's, its spacing replaced by `spacing` (the
+        user's --spacing) if given, else by the sampler's diffusers default if the checkpoint names none.
+        The spacing is None for a sampler that follows no spacing rule (LCM), which refuses --spacing."""
+        config = self.checkpoint.timestep_config
+        own = spacing_of(sampler, config)
+        if own is None and spacing is not None:
+            raise UserError(f"--spacing {spacing}: the {sampler} sampler picks its timesteps from its own grid, "
+                            "not by a spacing rule; drop --spacing")  # fmt: skip
+        return replace(config, spacing=spacing or own)
+
+    def _sampler(self, name: str, steps: int, eta: float, spacing: str | None = None):
+        """The named sampler with its timesteps set, for what the UNet predicts; eta goes to the samplers that
+        take it (DDIM, TCD), as diffusers' pipeline passes its `eta` to a scheduler whose step takes one."""
+        options = {"prediction_type": self.checkpoint.prediction_type}
+        if "eta" in options_of(name):
+            options["eta"] = eta
+        sampler = make_sampler(name, self.checkpoint.schedule, self.timestep_config(name, spacing), **options)
         sampler.set_timesteps(steps, device=self.device)
         return sampler
 
-    def new_sampler(self, name: str, steps: int, begin: int = 0, eta: float = 0.0):
+    def new_sampler(self, name: str, steps: int, begin: int = 0, eta: float = 0.0, spacing: str | None = None):
         """A fresh sampler (multistep ones keep state) with its timesteps set, to run from step `begin` on: the GIF
         driver starts in-betweens and img2img frames part of the way along the schedule."""
-        sampler = self._sampler(name, steps, eta)
+        sampler = self._sampler(name, steps, eta, spacing)
         sampler.set_begin_index(begin)
         return sampler
 
@@ -170,12 +186,15 @@ class StableDiffusionPipeline:
         height: int | None = None,
         batch: int = 1,
         eta: float = 0.0,
+        spacing: str | None = None,
         progress: bool = True,
     ) -> list[Image.Image]:
+        """`spacing` overrides the checkpoint's timestep spacing (sd/samplers/spacing.py). Guidance <= 1 runs
+        one conditional UNet pass per step, no classifier-free guidance (as diffusers; Turbo models want that)."""
         resolution = self.checkpoint.vae.config.resolution
         width, height = width or resolution, height or resolution
         check_size(width, height)
-        schedule = self._sampler(sampler, steps, eta)
+        schedule = self._sampler(sampler, steps, eta, spacing)
         context, uncond = self._contexts(prompt, negative_prompt, batch, guidance)
         generators = generators_for(seed, batch)
         shape = (batch, self.checkpoint.unet.config.in_channels, height // 8, width // 8)
@@ -198,6 +217,7 @@ class StableDiffusionPipeline:
         height: int | None = None,
         batch: int = 1,
         eta: float = 0.0,
+        spacing: str | None = None,
         progress: bool = True,
     ) -> list[Image.Image]:
         """Start from the init image noised to the step `strength` of the way back, as diffusers does:
@@ -207,7 +227,7 @@ class StableDiffusionPipeline:
         if width or height:
             check_size(width or init_image.width // 8 * 8, height or init_image.height // 8 * 8)
         image = image_to_tensor(init_image, width, height)  # (1, 3, H, W)
-        schedule = self._sampler(sampler, steps, eta)
+        schedule = self._sampler(sampler, steps, eta, spacing)
         start = img2img_start(steps, strength)
         timesteps = schedule.timesteps[start * schedule.order :]
         schedule.set_begin_index(start * schedule.order)

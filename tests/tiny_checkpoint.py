@@ -2,11 +2,12 @@
 
 import torch
 
-from sd.loading.checkpoint import Checkpoint
+from sd.loading.checkpoint_types import SD1, SD2, Checkpoint
+from sd.loading.tokenizer_files import default_tokenizer
 from sd.schedule import SD15_SCHEDULE
 from tests.random_weights import randomize_
 from transformer.clip_text import TINY_TEXT, CLIPTextConfig, CLIPTextModel
-from transformer.clip_tokenizer import OPEN_CLIP_PAD_TOKEN, default_tokenizer
+from transformer.clip_tokenizer import OPEN_CLIP_PAD_TOKEN
 from unet.config import TINY_UNET, UNetConfig
 from unet.model import UNetModel
 from vae.autoencoder import AutoencoderKL
@@ -35,6 +36,7 @@ def tiny_checkpoint(seed: int = 0) -> Checkpoint:
         unet=randomize_(UNetModel(TINY_UNET), seed + 2),
         schedule=SD15_SCHEDULE,
         name="tiny",
+        family=SD1,
     )
 
 
@@ -47,6 +49,7 @@ def tiny_sd2_checkpoint(seed: int = 0, prediction_type: str = "v_prediction") ->
         unet=randomize_(UNetModel(TINY_SD2_UNET), seed + 2),
         schedule=SD15_SCHEDULE,
         name="tiny-sd2",
+        family=SD2,
         prediction_type=prediction_type,
     )
 

@@ -7,9 +7,15 @@
 `multi_head_attention` is the one place where heads are split, attended and merged; the CLIP
 text encoder, the UNet's spatial transformers and the VAE's mid-block all call it, so only the
 projection layers around it differ (their names follow each original checkpoint).
+
+`CrossAttention.hook` is the one way to change what a UNet attention layer does with its projected Q, K and V
+(attention interpolation for GIF in-betweens, sd/gif/attention_interpolation.py). It is None unless something
+sets it, and then the layer runs its plain attention on the same code path.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -52,11 +58,17 @@ def multi_head_attention(
     return rearrange(out, "b h n d -> b n (h d)")  # (B, H, N, D) -> (B, N, H*D)
 
 
+# hook(module, q (B, N, H*D), k (B, M, H*D), v (B, M, H*D)) -> (B, N, H*D): replaces the attention step of one
+# CrossAttention; `module.attend` is the plain step, for the rows or steps a hook leaves as they are.
+AttentionHook = Callable[["CrossAttention", torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
 class CrossAttention(nn.Module):
     """ldm's CrossAttention: self-attention when `context` is None, else queries attend to the context.
 
     Keys `to_q`, `to_k`, `to_v`, `to_out.0` match SD checkpoints (`...attn1.to_q.weight`). With `shared_kv`
-    (MobileDiffusion's self-attention) one projection `to_kv` gives both keys and values: K = V = x W_kv.
+    (MobileDiffusion's self-attention) one projection `to_kv` gives both keys and values: K = V = x W_kv
+    (then k is v: one tensor).
     """
 
     def __init__(
@@ -71,6 +83,8 @@ class CrossAttention(nn.Module):
         super().__init__()
         inner = heads * dim_head
         self.heads, self.kind, self.shared_kv = heads, kind, shared_kv
+        self.is_cross = context_dim is not None  # keys from the text (attn2), not from the pixels (attn1)
+        self.hook: AttentionHook | None = None  # None: plain attention; set only for the span of a `with` block
         self.to_q = nn.Linear(query_dim, inner, bias=False)
         if shared_kv:
             self.to_kv = nn.Linear(context_dim or query_dim, inner, bias=False)
@@ -88,5 +102,9 @@ class CrossAttention(nn.Module):
         else:
             k = self.to_k(context)  # (B, M, C_ctx) -> (B, M, H*D)
             v = self.to_v(context)  # (B, M, C_ctx) -> (B, M, H*D)
-        out = multi_head_attention(q, k, v, self.heads, kind=self.kind)  # (B, N, H*D)
+        out = self.attend(q, k, v) if self.hook is None else self.hook(self, q, k, v)  # (B, N, H*D)
         return self.to_out(out)  # (B, N, H*D) -> (B, N, C)
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """This layer's attention of q (B, N, H*D) over k, v (B, M, H*D) -> (B, N, H*D): softmax or ReLU."""
+        return multi_head_attention(q, k, v, self.heads, kind=self.kind)

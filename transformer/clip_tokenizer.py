@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import gzip
-import json
 import re
 import unicodedata
 from collections.abc import Collection, Iterable
@@ -33,13 +32,11 @@ from pathlib import Path
 
 import torch
 
-from sd.errors import UserError
-from sd.paths import CLIP_BPE_PATH
-
 BOS_TOKEN = "<|startoftext|>"
 EOS_TOKEN = "<|endoftext|>"
 OPEN_CLIP_PAD_TOKEN = "!"  # id 0: OpenCLIP pads with zeros, so SD 2.x does (its diffusers tokenizer says "!")
 END_OF_WORD = "</w>"
+NAMED_TOKENS = ("bos_token", "eos_token", "unk_token", "pad_token")  # the order they are registered in
 CONTEXT_LENGTH = 77  # CLIP's text encoder has 77 positions
 # CLIP keeps the first 48894 merges of the file: 256 byte symbols, the same 256 with "</w>", one
 # token per merge and the 2 special tokens make its 49408-entry vocabulary.
@@ -180,7 +177,7 @@ class CLIPTokenizer:
         self.ranks = {pair: rank for rank, pair in enumerate(self.merges)}
         self.bos_token, self.eos_token = bos_token, eos_token
         self.unk_token, self.pad_token = unk_token, pad_token
-        self.special_tokens = (bos_token, eos_token, unk_token, pad_token)  # in _NAMED_TOKENS order
+        self.special_tokens = (bos_token, eos_token, unk_token, pad_token)  # in NAMED_TOKENS order
         for token in self.special_tokens:
             if token not in self.encoder:
                 raise ValueError(f"special token {token!r} is not in the vocabulary")
@@ -198,74 +195,29 @@ class CLIPTokenizer:
     def vocab_size(self) -> int:
         return len(self.encoder)
 
+    @property
+    def named_tokens(self) -> dict[str, str]:
+        """{"bos_token": ..., "eos_token": ..., "unk_token": ..., "pad_token": ...}: the special tokens by the
+        names transformers' tokenizer configs give them."""
+        return dict(zip(NAMED_TOKENS, self.special_tokens, strict=True))
+
     # ----------------------------------------------------------------------------------- loading
     @classmethod
-    def from_bpe_gz(cls, path: str | Path = CLIP_BPE_PATH, pad_token: str = EOS_TOKEN) -> CLIPTokenizer:
-        """Build CLIP's vocabulary from OpenAI's merges file, exactly as OpenAI's `SimpleTokenizer`.
+    def from_bpe_gz(cls, path: str | Path, pad_token: str = EOS_TOKEN) -> CLIPTokenizer:
+        """Build CLIP's vocabulary from OpenAI's merges file (bpe_simple_vocab_16e6.txt.gz, shipped in data/:
+        sd.paths.CLIP_BPE_PATH), exactly as OpenAI's `SimpleTokenizer`.
 
         Vocabulary order: the 256 byte symbols, the same with "</w>", one entry per merge (the
         joined pair), then <|startoftext|> (49406) and <|endoftext|> (49407). `OPEN_CLIP_PAD_TOKEN`
-        pads as SD 2.x does.
+        pads as SD 2.x does. Files in transformers' and diffusers' layouts: sd/loading/tokenizer_files.py.
         """
-        try:
-            with gzip.open(path, "rt", encoding="utf-8") as file:
-                lines = file.read().split("\n")
-        except OSError as error:
-            raise UserError(f"cannot read the CLIP merges file {path}: {error}") from error
+        with gzip.open(path, "rt", encoding="utf-8") as file:
+            lines = file.read().split("\n")
         merges = [tuple(line.split()) for line in lines[1 : NUM_CLIP_MERGES + 1]]  # line 0: version header
         symbols = list(bytes_to_unicode().values())
         vocab = [*symbols, *(s + END_OF_WORD for s in symbols), *("".join(m) for m in merges)]
         vocab += [BOS_TOKEN, EOS_TOKEN]
         return cls({token: i for i, token in enumerate(vocab)}, merges, pad_token=pad_token)
-
-    @classmethod
-    def from_pretrained(cls, folder: str | Path) -> CLIPTokenizer:
-        """Load a diffusers/transformers tokenizer folder (vocab.json, merges.txt, optional configs).
-
-        SD 1.x pads with <|endoftext|>; SD 2.x and SDXL's second tokenizer pad with "!" (id 0).
-        """
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise UserError(f"tokenizer folder not found: {folder} ({_FOLDER_NEEDS})")
-        vocab = _read_json(folder / "vocab.json", required=True)
-        merges = _read_merges(folder / "merges.txt")
-        config = _read_json(folder / "tokenizer_config.json", required=False)
-        tokens, normalized = _special_tokens_from_configs(folder, config)
-        for key, token in tokens.items():
-            if token not in vocab:
-                raise UserError(f"{folder / 'vocab.json'}: has no entry for the {key} {token!r}")
-        bad = next((m for m in merges if "".join(m) not in vocab), None)
-        if bad is not None:
-            raise UserError(f"{folder / 'merges.txt'}: merge {' '.join(bad)!r} is not a token of vocab.json")
-        max_length = config.get("model_max_length")  # 77 in diffusers folders
-        if not isinstance(max_length, int) or max_length > 10**6:  # transformers' "no limit" is 1e30
-            max_length = CONTEXT_LENGTH
-        return cls(vocab, merges, **tokens, normalized_tokens=normalized, max_length=max_length)
-
-    def save_pretrained(self, folder: str | Path) -> None:
-        """Write a tokenizer folder that both `from_pretrained` here and transformers load identically."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        vocab = dict(sorted(self.encoder.items(), key=lambda item: item[1]))
-        (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-        merges = "".join(f"{a} {b}\n" for a, b in self.merges)
-        (folder / "merges.txt").write_text("#version: 0.2\n" + merges, encoding="utf-8")
-        named = {key: self._added_token_json(token) for key, token in self._named_tokens().items()}
-        (folder / "special_tokens_map.json").write_text(json.dumps(named, indent=2), encoding="utf-8")
-        config = {
-            "tokenizer_class": "CLIPTokenizer",
-            "model_max_length": self.max_length,
-            "clean_up_tokenization_spaces": False,  # decode() here does no clean-up either
-            **{key: {"__type": "AddedToken", **value} for key, value in named.items()},
-        }
-        (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
-
-    def _named_tokens(self) -> dict[str, str]:
-        return dict(zip(_NAMED_TOKENS, self.special_tokens, strict=True))
-
-    def _added_token_json(self, token: str) -> dict[str, object]:
-        flag = token in self.normalized_tokens
-        return {"content": token, "lstrip": False, "normalized": flag, "rstrip": False, "single_word": False}
 
     # ---------------------------------------------------------------------------------- encoding
     def bpe(self, word: str) -> list[str]:
@@ -336,85 +288,3 @@ class CLIPTokenizer:
             else:  # e.g. an added token spelled with characters outside the byte table
                 data += token.encode("utf-8")
         return data.decode("utf-8", errors="replace").replace(END_OF_WORD, " ").strip()
-
-
-_NAMED_TOKENS = ("bos_token", "eos_token", "unk_token", "pad_token")
-_FOLDER_NEEDS = "a tokenizer folder needs vocab.json and merges.txt"
-
-
-def _special_tokens_from_configs(folder: Path, config: dict) -> tuple[dict[str, str], set[str]]:
-    """The named special tokens {"bos_token": ..., ...} and those matched after normalization.
-
-    Resolved like transformers 5: special_tokens_map.json overrides tokenizer_config.json, unless
-    the config has an `added_tokens_decoder` table (newer folders), which is then the only source
-    of the "normalized" flags. Tokens are registered bos, eos, unk, pad: for a string used twice
-    (eos = unk = pad), the last flag wins.
-    """
-    table = config.get("added_tokens_decoder")
-    if isinstance(table, dict):  # newer format: special_tokens_map.json is ignored
-        flags = {e["content"]: _normalized_flag(e, False) for e in table.values() if isinstance(e, dict)}
-        named = {key: config.get(key) for key in _NAMED_TOKENS}
-        from_map = dict.fromkeys(_NAMED_TOKENS, False)
-    else:
-        flags = {}
-        special_map = _read_json(folder / "special_tokens_map.json", required=False)
-        named = {key: special_map.get(key, config.get(key)) for key in _NAMED_TOKENS}
-        from_map = {key: key in special_map for key in _NAMED_TOKENS}
-    tokens = {key: BOS_TOKEN if key == "bos_token" else EOS_TOKEN for key in _NAMED_TOKENS}  # defaults
-    normalized: dict[str, bool] = {}
-    for key, value in named.items():
-        if isinstance(value, dict) and isinstance(value.get("content"), str):
-            tokens[key] = value["content"]
-            # special_tokens_map.json entries are read as special (default normalized=False)
-            normalized[tokens[key]] = flags.get(tokens[key], _normalized_flag(value, from_map[key]))
-        else:
-            tokens[key] = value if isinstance(value, str) else tokens[key]
-            normalized[tokens[key]] = flags.get(tokens[key], False)  # a plain string: matched verbatim
-    return tokens, {token for token, flag in normalized.items() if flag}
-
-
-def _normalized_flag(entry: dict, special: bool) -> bool:
-    """An added-token entry's "normalized" flag; when absent, transformers uses `not special`."""
-    return bool(entry.get("normalized", not entry.get("special", special)))
-
-
-def _read_json(path: Path, required: bool) -> dict:
-    """Read a JSON object; a missing optional file is {}; any problem is a one-line UserError."""
-    if not path.is_file():
-        if required:
-            raise UserError(f"tokenizer file not found: {path} ({_FOLDER_NEEDS})")
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UserError(f"cannot read tokenizer file {path}: {error}".replace("\n", " ")) from error
-    if not isinstance(data, dict):
-        raise UserError(f"tokenizer file {path} should hold a JSON object")
-    return data
-
-
-def _read_merges(path: Path) -> list[tuple[str, str]]:
-    """merges.txt: an optional "#version" header, then one "left right" pair per line, in rank order."""
-    if not path.is_file():
-        raise UserError(f"tokenizer file not found: {path} ({_FOLDER_NEEDS})")
-    try:
-        lines = path.read_text(encoding="utf-8").split("\n")
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"cannot read tokenizer file {path}: {error}") from error
-    merges = []
-    for number, line in enumerate(lines, start=1):
-        line = line.rstrip("\r")
-        if not line or line.startswith("#version"):
-            continue
-        pair = line.split(" ")
-        if len(pair) != 2:
-            raise UserError(f"{path}, line {number}: expected two tokens and one space, got {line!r}")
-        merges.append((pair[0], pair[1]))
-    return merges
-
-
-@functools.lru_cache(maxsize=2)
-def default_tokenizer(pad_token: str = EOS_TOKEN) -> CLIPTokenizer:
-    """The CLIP tokenizer built from the shipped merges file, loaded once per process (per pad token:
-    SD 1.x pads with <|endoftext|>, SD 2.x with "!")."""
-    return CLIPTokenizer.from_bpe_gz(pad_token=pad_token)

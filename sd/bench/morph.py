@@ -88,10 +88,10 @@ METHODS: dict[str, dict] = {
     "text switched at w = 0.5": {"text_interp": "off"},
     "adain": {"adain": True},
     "adain, no sharing": {"adain": True, "share": False},
-    "even spacing": {"spacing": "even"},
-    "even spacing, linear easing": {"spacing": "even", "easing": "linear"},
-    "even spacing + adain": {"spacing": "even", "adain": True},
-    "even spacing + adain, no sharing": {"spacing": "even", "adain": True, "share": False},
+    "even spacing": {"frame_spacing": "even"},
+    "even spacing, linear easing": {"frame_spacing": "even", "easing": "linear"},
+    "even spacing + adain": {"frame_spacing": "even", "adain": True},
+    "even spacing + adain, no sharing": {"frame_spacing": "even", "adain": True, "share": False},
 }
 SEEDS = (0, 1, 2, 3)
 FRAMES = 16  # steps of a transition: keyframes at frames 0 and 16

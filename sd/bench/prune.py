@@ -15,11 +15,11 @@ from torch import nn
 
 from sd.bench.flops import meta_cost
 from sd.bench.timing import interleaved_medians
-from sd.loading.checkpoint import Checkpoint
+from sd.loading.checkpoint_types import Checkpoint
 from sd.prune.masking import nonzero_params, torch_masked
-from sd.prune.plan import PrunePlan
-from sd.prune.surgery import build_pruned_unet, param_count, prune_unet
+from sd.prune.surgery import param_count, prune_unet
 from unet.config import UNetConfig
+from unet.pruned import PrunePlan, build_pruned_unet
 
 
 @dataclass

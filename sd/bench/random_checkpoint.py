@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from sd.loading.checkpoint import Checkpoint
+from sd.loading.checkpoint_types import SD1, Checkpoint
 from sd.loading.strict_load import strict_load
+from sd.loading.tokenizer_files import default_tokenizer
 from sd.schedule import SD15_SCHEDULE
 from transformer.clip_text import SD15_TEXT, CLIPTextModel
-from transformer.clip_tokenizer import default_tokenizer
 from unet.config import SD15_UNET
 from unet.model import UNetModel
 from vae.autoencoder import AutoencoderKL
@@ -36,4 +36,4 @@ def random_sd15(seed: int = 0) -> Checkpoint:
         desc="random SD 1.5 weights", leave=False,
     ):  # fmt: skip
         parts[name] = random_weights(build, seed)
-    return Checkpoint(tokenizer=default_tokenizer(), schedule=SD15_SCHEDULE, name="random-sd15", **parts)
+    return Checkpoint(tokenizer=default_tokenizer(), schedule=SD15_SCHEDULE, name="random-sd15", family=SD1, **parts)

@@ -11,13 +11,14 @@ import tempfile
 import torch
 
 from sd.errors import UserError
-from sd.loading.checkpoint import Checkpoint
+from sd.loading.checkpoint_types import Checkpoint
 from sd.loading.diffusers_text_encoder import text_config_to_diffusers, text_encoder_to_diffusers
 from sd.loading.diffusers_unet import unet_config_to_diffusers, unet_to_diffusers
 from sd.loading.diffusers_vae import vae_config_to_diffusers, vae_to_diffusers
+from sd.loading.tokenizer_files import save_tokenizer_folder
 
 # Per diffusers scheduler class, the options that make it the sampler of ours with the same algorithm under
-# SD 1.5's scheduler config (the sampler parity tests use this table too).
+# a checkpoint's scheduler config (the sampler parity tests use this table too).
 DPMPP_2M_OPTIONS = {
     "algorithm_type": "dpmsolver++",
     "solver_order": 2,
@@ -28,7 +29,7 @@ DPMPP_2M_OPTIONS = {
     "use_karras_sigmas": False,
 }
 SCHEDULER_OPTIONS = {
-    "DDIMScheduler": {"clip_sample": False, "set_alpha_to_one": False},
+    "DDIMScheduler": {"clip_sample": False},
     "DPMSolverMultistepScheduler": DPMPP_2M_OPTIONS,
 }
 
@@ -56,7 +57,7 @@ def reference_unet(checkpoint: Checkpoint):
 
 
 def reference_pipeline(checkpoint: Checkpoint, scheduler_class_name: str = "DDIMScheduler"):
-    """diffusers' StableDiffusionPipeline around our weights, with SD 1.5's scheduler config."""
+    """diffusers' StableDiffusionPipeline around our weights, with the checkpoint's scheduler config."""
     diffusers, transformers = require_references()
     vae_config = checkpoint.vae.config
     with torch.device("meta"):
@@ -68,15 +69,16 @@ def reference_pipeline(checkpoint: Checkpoint, scheduler_class_name: str = "DDIM
     text_state = {k.removeprefix("text_model."): v for k, v in text_state.items()}
     text.load_state_dict(text_state, strict=True, assign=True)  # transformers >= 5 drops `text_model.` in memory
     with tempfile.TemporaryDirectory() as folder:
-        checkpoint.tokenizer.save_pretrained(folder)
+        save_tokenizer_folder(checkpoint.tokenizer, folder)
         tokenizer = transformers.CLIPTokenizer.from_pretrained(folder)
     schedule = checkpoint.schedule
-    scheduler = getattr(diffusers, scheduler_class_name)(
-        beta_start=schedule.beta_start, beta_end=schedule.beta_end, beta_schedule=schedule.beta_schedule,
-        num_train_timesteps=schedule.num_train_timesteps, steps_offset=1, timestep_spacing="leading",
-        prediction_type=checkpoint.prediction_type,
-        **SCHEDULER_OPTIONS.get(scheduler_class_name, {}),
-    )  # fmt: skip
+    scheduler_config = {
+        "beta_start": schedule.beta_start, "beta_end": schedule.beta_end, "beta_schedule": schedule.beta_schedule,
+        "num_train_timesteps": schedule.num_train_timesteps, "prediction_type": checkpoint.prediction_type,
+        **checkpoint.timestep_config.to_diffusers(),  # no timestep_spacing: the class's default, as from_config
+    }  # fmt: skip
+    scheduler_class = getattr(diffusers, scheduler_class_name)
+    scheduler = scheduler_class.from_config(scheduler_config, **SCHEDULER_OPTIONS.get(scheduler_class_name, {}))
     pipe = diffusers.StableDiffusionPipeline(
         vae=vae.eval(), text_encoder=text.eval(), tokenizer=tokenizer, unet=reference_unet(checkpoint),
         scheduler=scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False,

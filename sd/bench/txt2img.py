@@ -6,7 +6,7 @@ import torch
 
 from sd.bench.reference import reference_pipeline
 from sd.bench.timing import interleaved_medians
-from sd.loading.checkpoint import Checkpoint
+from sd.loading.checkpoint_types import Checkpoint
 from sd.pipeline import StableDiffusionPipeline
 
 PROMPT = "a photograph of an astronaut riding a horse"

@@ -10,7 +10,7 @@ from sd.bench.flops import meta_cost
 from sd.bench.reference import reference_unet
 from sd.bench.timing import interleaved_medians, matmul_peak_gflops
 from sd.bf16_compute import set_bf16_compute
-from sd.loading.checkpoint import Checkpoint
+from sd.loading.checkpoint_types import Checkpoint
 from sd.loading.strict_load import strict_load
 from unet.model import UNetModel
 

@@ -12,11 +12,13 @@ import json
 from pathlib import Path
 
 from sd.atomic_output import atomic_output
-from sd.cli.model_option import add_model_option, apply_model_option
+from sd.cli.model_option import add_model_option, apply_model_option, fill_sampling_defaults
 from sd.errors import UserError
+from sd.loading.checkpoint_types import SamplingDefaults
 from sd.paths import CLASSIFIER_PATH, DEFAULT_CHECKPOINT
 from sd.samplers import SAMPLERS
 
+EVAL_DEFAULTS = SamplingDefaults("dpmpp_2m", 25, 5.0)  # the settings the shipped models' scores were measured at
 GRID_PER_GROUP = 16  # 2 rows of 8 held-in samples, then 2 rows of 8 held-out ones
 
 
@@ -31,9 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_option(parser)
     parser.add_argument("--samples", type=int, default=400, help="held-in prompts/images (default 400)")
     parser.add_argument("--held-out-samples", type=int, default=400, help="held-out prompts/images (default 400)")
-    parser.add_argument("--steps", type=int, default=25, help="denoising steps (default 25)")
-    parser.add_argument("--sampler", choices=list(SAMPLERS), default="dpmpp_2m", help="sampler (default dpmpp_2m)")
-    parser.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance scale (default 5.0)")
+    own, d = " unless the model has its own (a distilled one)", EVAL_DEFAULTS
+    parser.add_argument("--steps", type=int, help=f"denoising steps (default {d.steps}{own})")
+    parser.add_argument("--sampler", choices=list(SAMPLERS), help=f"sampler (default {d.sampler}{own})")
+    parser.add_argument("--guidance", type=float, help=f"classifier-free guidance scale (default {d.guidance:g}{own})")
     parser.add_argument("--seed", type=int, default=0, help="image j uses seed SEED+j (default 0)")
     parser.add_argument("--batch", type=int, default=1, help="images per prompt in one call (default 1)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ... for the diffusion model (default cpu)")
@@ -53,6 +56,9 @@ def checkpoint_path(arg: str | None) -> Path:
 
 def validate(args: argparse.Namespace) -> tuple[Path, Path]:
     """Checks that need no model, so a typo fails at once rather than after sampling."""
+    apply_model_option(args)
+    args.checkpoint = str(checkpoint_path(args.checkpoint))
+    fill_sampling_defaults(args, EVAL_DEFAULTS)
     for flag, value in (("--samples", args.samples), ("--held-out-samples", args.held_out_samples),
                         ("--steps", args.steps), ("--batch", args.batch)):  # fmt: skip
         if value < 1:
@@ -94,8 +100,7 @@ def grid_cells(result: dict, count: int) -> list:
 
 def run(args: argparse.Namespace) -> int:
     grid_path, json_path = validate(args)
-    apply_model_option(args)
-    path = checkpoint_path(args.checkpoint)
+    path = Path(args.checkpoint)
 
     from sd.eval.adherence import evaluate_adherence, markdown_table
     from sd.eval.classifier import load_classifier

@@ -9,20 +9,27 @@ from PIL.PngImagePlugin import PngInfo
 
 from sd.atomic_output import atomic_output
 from sd.bf16_compute import MODES
-from sd.cli.model_option import add_model_option, apply_model_option
+from sd.cli.model_option import add_model_option, apply_model_option, fill_sampling_defaults
 from sd.errors import UserError
 from sd.images import load_image
 from sd.loading.checkpoint import DTYPES, load_checkpoint
+from sd.loading.checkpoint_types import SamplingDefaults
 from sd.lora.spec import describe, load_specs, parse_lora_spec
 from sd.lora.stack import applied_loras
 from sd.paths import DEFAULT_CHECKPOINT
 from sd.pipeline import StableDiffusionPipeline, check_size
 from sd.samplers import SAMPLERS
 from sd.samplers.base import PREDICTION_TYPES
+from sd.samplers.spacing import SPACINGS
 
+TXT2IMG_DEFAULTS = SamplingDefaults("ddim", 50, 7.5)  # for models that carry none of their own
 PREDICTION_HELP = (
     "what the UNet predicts, when the checkpoint cannot tell: an SD 2.x single file is taken as v_prediction "
     "(SD 2.x 768) unless this says epsilon (SD 2.x-base 512); default: what the checkpoint says"
+)
+SPACING_HELP = (
+    "which timesteps the steps visit: leading, linspace or trailing (trailing for Turbo models and few-step LCM); "
+    "default: what the checkpoint's scheduler config says, else the sampler's diffusers default"
 )
 
 
@@ -45,10 +52,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument("--out", default="outputs/image.png", help="PNG path; a batch writes NAME_0000.png, ...")
         parser.add_argument("--negative", default="", help="negative prompt (what guidance steers away from)")
         parser.add_argument("--seed", type=int, default=0, help="seed of the first image (default 0)")
-        parser.add_argument("--steps", type=int, default=50, help="denoising steps (default 50)")
-        parser.add_argument("--sampler", choices=list(SAMPLERS), default="ddim", help="sampler (default ddim)")
-        parser.add_argument("--eta", type=float, default=0.0, help="DDIM's eta: 0 deterministic, 1 DDPM-like")
-        parser.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale (default 7.5)")
+        own, d = " unless the model has its own (a distilled one)", TXT2IMG_DEFAULTS
+        parser.add_argument("--steps", type=int, help=f"denoising steps (default {d.steps}{own})")
+        parser.add_argument("--sampler", choices=list(SAMPLERS), help=f"sampler (default {d.sampler}{own})")
+        parser.add_argument("--spacing", choices=SPACINGS, help=SPACING_HELP)
+        parser.add_argument("--eta", type=float, default=0.0, help="DDIM's eta (0 deterministic, 1 DDPM-like) "
+                            "and TCD's gamma (0 deterministic, 0.3 its authors'); default 0")
+        parser.add_argument("--guidance", type=float,
+                            help=f"classifier-free guidance scale (default {d.guidance:g}{own})")
         parser.add_argument("--width", type=int, help="multiple of 8 (default: the model's native size)")
         parser.add_argument("--height", type=int, help="multiple of 8 (default: the model's native size)")
         parser.add_argument("--batch", type=int, default=1, help="images to generate (default 1)")
@@ -82,6 +93,7 @@ def validate(args: argparse.Namespace) -> list[Path]:
         if not DEFAULT_CHECKPOINT.exists():
             raise UserError(f"{DEFAULT_CHECKPOINT} is missing; pass --checkpoint (an SD file or diffusers folder)")
         args.checkpoint = str(DEFAULT_CHECKPOINT)
+    fill_sampling_defaults(args, TXT2IMG_DEFAULTS)
     if args.steps < 1 or args.batch < 1:
         raise UserError(f"--steps ({args.steps}) and --batch ({args.batch}) must be at least 1")
     if args.width or args.height:
@@ -104,7 +116,9 @@ def run(args: argparse.Namespace) -> int:
     common = dict(
         negative_prompt=args.negative, seed=args.seed, steps=args.steps, sampler=args.sampler,
         guidance=args.guidance, width=args.width, height=args.height, batch=args.batch, eta=args.eta,
+        spacing=args.spacing,
     )  # fmt: skip
+    spacing = pipe.timestep_config(args.sampler, args.spacing).spacing  # what ran, recorded in the PNG
     with applied_loras(checkpoint, load_specs(args.lora_specs, checkpoint)):  # merged into the weights
         if init is None:
             images = pipe.txt2img(args.prompt, **common)
@@ -118,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
             "steps": args.steps, "guidance": args.guidance, "eta": args.eta, "size": f"{image.width}x{image.height}",
             "checkpoint": checkpoint.name, "dtype": args.dtype, "prediction_type": checkpoint.prediction_type,
         }  # fmt: skip
+        if spacing is not None:  # None: the sampler follows no spacing rule (LCM)
+            settings["spacing"] = spacing
         if pipe.bf16_compute is not None:
             settings["bf16_compute"] = pipe.bf16_compute  # what ran: "native" or "fp32"
         if args.lora_specs:

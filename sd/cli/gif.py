@@ -17,23 +17,26 @@ re-encodes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import re
 import time
 from pathlib import Path
 
-from sd.cli.generate import PREDICTION_HELP
+from sd.cli.generate import PREDICTION_HELP, SPACING_HELP
 from sd.cli.model_option import add_model_option, apply_model_option
 from sd.errors import UserError
 from sd.gif.animate import DEFAULT_CACHE, animate
 from sd.gif.easing import EASINGS
 from sd.gif.keyframes import parse_keyframes, spread_prompts
-from sd.gif.settings import GIF_SAMPLERS, SPACINGS, TEXT_INTERPOLATIONS, GifSettings
+from sd.gif.settings import FRAME_SPACINGS, GIF_SAMPLERS, TEXT_INTERPOLATIONS, GifSettings
 from sd.gif.sidecar import read_sidecar
 from sd.gif.writers import gif_duration_ms
+from sd.loading.student import model_defaults
 from sd.lora.spec import parse_lora_spec
 from sd.paths import DEFAULT_CHECKPOINT
 from sd.samplers.base import PREDICTION_TYPES
+from sd.samplers.spacing import SPACINGS
 
 DEFAULTS = GifSettings()
 KEYFRAME_LINE = re.compile(r"^\s*\d+(\s+seed\s*=\s*\d+)?\s*:")
@@ -58,9 +61,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("generation")
     g.add_argument("--negative", dest="negative_prompt", help="negative prompt for every frame")
     g.add_argument("--seed", type=int, help=f"base seed: keyframe seed = SEED + frame (default {DEFAULTS.seed})")
-    g.add_argument("--steps", type=int, help=f"denoising steps per keyframe (default {DEFAULTS.steps})")
-    g.add_argument("--sampler", help=f"{', '.join(GIF_SAMPLERS)} (default {DEFAULTS.sampler})")
-    g.add_argument("--guidance", type=float, help=f"classifier-free guidance (default {DEFAULTS.guidance})")
+    own = " unless the model has its own (a distilled one)"
+    g.add_argument("--steps", type=int, help=f"denoising steps per keyframe (default {DEFAULTS.steps}{own})")
+    g.add_argument("--sampler", help=f"{', '.join(GIF_SAMPLERS)} (default {DEFAULTS.sampler}{own})")
+    g.add_argument("--spacing", choices=SPACINGS, help=SPACING_HELP)
+    g.add_argument("--guidance", type=float, help=f"classifier-free guidance (default {DEFAULTS.guidance}{own})")
     g.add_argument("--width", type=int, help="multiple of 8 (default: the model's size)")
     g.add_argument("--height", type=int, help="multiple of 8 (default: the model's size)")
     g.add_argument("--batch", type=int, help="frames per UNet call; same pixels as --batch 1 (default 1)")
@@ -84,9 +89,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     i.add_argument("--max-frames", type=int, help=f"cap on frames (default {DEFAULTS.max_frames})")
     i.add_argument("--adain", action="store_true", default=None,
                    help="in-betweens start with their keyframes' per-channel latent statistics (DiffMorpher's AdaIN)")
-    i.add_argument("--spacing", choices=SPACINGS, help="even: blend weights that make consecutive frames equally "
-                   f"far apart, explored with --probes renders per transition (default {DEFAULTS.spacing})")
-    i.add_argument("--probes", type=int, help=f"--spacing even: probe in-betweens per transition "
+    i.add_argument("--frame-spacing", choices=FRAME_SPACINGS,
+                   help="even: blend weights that make consecutive frames equally far apart, explored with --probes "
+                   f"renders per transition (default {DEFAULTS.frame_spacing})")  # fmt: skip
+    i.add_argument("--probes", type=int, help=f"--frame-spacing even: probe in-betweens per transition "
                    f"(default {DEFAULTS.probes})")  # fmt: skip
 
     m = p.add_argument_group("audio and video")
@@ -157,6 +163,10 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = args.checkpoint or (recorded_checkpoint or {}).get("path") or DEFAULT_CHECKPOINT
     if not Path(checkpoint).exists():
         raise UserError(f"{checkpoint}: no such checkpoint; pass --checkpoint (an SD 1.x/2.x file or diffusers folder)")
+    defaults = None if args.from_json else model_defaults(checkpoint)
+    if defaults is not None:  # a distilled model's own sampler, steps and guidance, where none was given
+        own = {k: v for k, v in dataclasses.asdict(defaults).items() if getattr(args, k) is None}
+        settings = dataclasses.replace(settings, **own)
     prediction_type = args.prediction_type or (recorded_checkpoint or {}).get("prediction_type")
     out.parent.mkdir(parents=True, exist_ok=True)
     expected = (recorded_checkpoint or {}).get("weights_sha256")

@@ -1,11 +1,16 @@
-"""`--model NAME`: a shipped model by name (weights/NAME.safetensors) instead of a --checkpoint path."""
+"""`--model NAME`: a shipped model by name (weights/NAME.safetensors) instead of a --checkpoint path; and the
+sampler, steps and guidance a model file asks for (a distilled student's) when the user names none."""
 
 from __future__ import annotations
 
 import argparse
 
 from sd.errors import UserError
+from sd.loading.checkpoint_types import SamplingDefaults
+from sd.loading.student import model_defaults
 from sd.paths import SHIPPED_MODELS
+
+SAMPLING_OPTIONS = ("sampler", "steps", "guidance")
 
 
 def add_model_option(parser: argparse.ArgumentParser) -> None:
@@ -22,3 +27,12 @@ def apply_model_option(args: argparse.Namespace) -> None:
     if not path.exists():
         raise UserError(f"{path}: the {args.model} model is not in this checkout; pass --checkpoint PATH")
     args.checkpoint = str(path)
+
+
+def fill_sampling_defaults(args: argparse.Namespace, fallback: SamplingDefaults) -> None:
+    """Set --sampler, --steps and --guidance left unset (None): to the model file's own defaults when it has
+    them (a few-step student: LCM, 1-4 steps, no guidance), else to the command's `fallback`."""
+    defaults = model_defaults(args.checkpoint) or fallback
+    for name in SAMPLING_OPTIONS:
+        if getattr(args, name) is None:
+            setattr(args, name, getattr(defaults, name))

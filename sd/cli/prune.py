@@ -71,10 +71,10 @@ def run_sensitivity(args: argparse.Namespace) -> int:
     from sd.pipeline import StableDiffusionPipeline
     from sd.prune.allocation import Saved
     from sd.prune.masking import removed_masks, zeroed
-    from sd.prune.plan import PrunePlan
     from sd.prune.report import plot_sensitivity, ranked_table
     from sd.prune.sensitivity import Sensitivity
     from sd.prune.sensitivity import run_sensitivity as sweep
+    from unet.pruned import PrunePlan
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -117,9 +117,9 @@ def run_apply(args: argparse.Namespace) -> int:
     from sd.eval.held_out import HELD_OUT_SEED, denoising_loss, held_out_batch
     from sd.loading.original import save_original
     from sd.prune.allocation import allocate, layer_options
-    from sd.prune.plan import PrunePlan
     from sd.prune.sensitivity import Sensitivity
     from sd.prune.surgery import check_plan, param_count, prune_unet
+    from unet.pruned import PrunePlan
 
     if not 0 < args.target < 1:
         raise UserError(f"--target {args.target}: must be a fraction between 0 and 1")
@@ -129,7 +129,10 @@ def run_apply(args: argparse.Namespace) -> int:
     checkpoint = _teacher(args.checkpoint)
     total = param_count(checkpoint.unet)
     if args.plan:
-        plan = PrunePlan.from_json(_read(args.plan), args.plan)
+        try:
+            plan = PrunePlan.from_json(_read(args.plan))
+        except ValueError as error:
+            raise UserError(f"{args.plan}: {error}") from None
         check_plan(checkpoint.unet, plan, args.plan)
         predicted = None
     else:

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 from sd.errors import UserError
-from transformer.clip_tokenizer import CONTEXT_LENGTH, CLIPTokenizer, default_tokenizer
+from sd.loading.tokenizer_files import default_tokenizer, load_tokenizer_folder
+from transformer.clip_tokenizer import CONTEXT_LENGTH
 
 EXAMPLES = """\
 examples:
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     """Tokenize each prompt and print it as a table, or as JSON lines with --json."""
     if args.max_length < 2:
         raise UserError(f"--max-length must be at least 2 (start and end tokens), got {args.max_length}")
-    tokenizer = CLIPTokenizer.from_pretrained(args.tokenizer) if args.tokenizer else default_tokenizer()
+    tokenizer = load_tokenizer_folder(args.tokenizer) if args.tokenizer else default_tokenizer()
     for number, prompt in enumerate(args.prompts):
         ids = tokenizer.encode(prompt, max_length=args.max_length)
         tokens = [tokenizer.decoder[i] for i in ids]  # aligned with ids, start and end tokens included

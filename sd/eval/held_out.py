@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sd.data.dataset import generate
-from sd.loading.checkpoint import Checkpoint
+from sd.loading.checkpoint_types import Checkpoint
 from sd.train.text_to_image import encode_latents
 
 HELD_OUT_SEED = 777_777  # the shipped model trained on seed 0

@@ -21,7 +21,7 @@ from sd.data.captions import canonical_caption
 from sd.data.dataset import sample_scenes
 from sd.data.vocabulary import COLOURS
 from sd.eval.classifier import ShapesClassifier, load_classifier, scene_attributes
-from sd.loading.checkpoint import Checkpoint
+from sd.loading.checkpoint_types import Checkpoint
 from sd.lora.adapter import Lora
 from sd.lora.stack import applied_loras
 from sd.pipeline import StableDiffusionPipeline

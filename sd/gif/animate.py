@@ -6,7 +6,7 @@
     result.frames  # PIL images in play order
 
 Order of work: plan the frames (timeline.py, paced by the audio's loudness when there is audio), render
-them (renderer.py, cached on disk; with --spacing even, at the weights that make steps even: spacing.py),
+them (renderer.py, cached on disk; with --frame-spacing even, at the weights that make steps even: spacing.py),
 insert in-betweens where a step is above --max-jump, measure
 smoothness, pixelate/scale, mirror for --pingpong, then write the output and its JSON sidecar, each under a
 temporary name.
@@ -14,13 +14,13 @@ temporary name.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from PIL import Image
 
 from sd.errors import UserError
+from sd.file_hash import file_sha256
 from sd.gif.easing import EASINGS
 from sd.gif.frame_cache import FrameCache
 from sd.gif.keyframes import Keyframe, parse_keyframes
@@ -52,10 +52,6 @@ class Animation:
     inputs: dict = field(default_factory=dict)  # sha256 of each input file: init_image, audio, video, loras
     outputs: list[Path] = field(default_factory=list)
     record: dict = field(default_factory=dict)  # what the sidecar holds
-
-
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def check_output(out: Path, overwrite: bool) -> None:
@@ -178,7 +174,7 @@ def animate(
         specs = plan_frames(keyframes, ease, loop=settings.loop, loop_frames=settings.loop_frames, speeds=speeds)
         if len(specs) > settings.max_frames:
             raise UserError(f"{len(specs)} frames planned, over --max-frames {settings.max_frames}; raise the cap")
-        even = settings.spacing == "even"
+        even = settings.frame_spacing == "even"
         frames = render_evenly(renderer, specs, settings.probes) if even else renderer.render(specs)
         if settings.max_jump is not None:
             frames = _refine(renderer, frames, settings)
@@ -202,6 +198,7 @@ def animate(
             "name": pipe.checkpoint.name,
             "weights_sha256": weights,
             "prediction_type": pipe.checkpoint.prediction_type,
+            "spacing": pipe.timestep_config(settings.sampler, settings.spacing).spacing,  # what ran
         },  # fmt: skip
         "frames": [
             {

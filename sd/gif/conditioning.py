@@ -17,7 +17,7 @@ from sd.gif.keyframes import Keyframe
 from sd.gif.settings import GifSettings
 from sd.gif.timeline import FrameSpec
 from sd.pipeline import StableDiffusionPipeline, generators_for
-from sd.samplers.noise import randn_tensor
+from sd.samplers.noise import InterpolatedNoise, randn_tensor
 
 
 def is_keyframe(spec: FrameSpec) -> bool:
@@ -56,11 +56,19 @@ class KeyframeConditioning:
             return b
         return (slerp if self.settings.text_interp == "slerp" else lerp)(a, b, w)
 
-    def step_noise(self, specs: list[FrameSpec]) -> list[torch.Generator]:
-        """Where each frame's noise between steps comes from (one generator per frame).
+    def step_noise(self, specs: list[FrameSpec], begin: int = 0) -> InterpolatedNoise:
+        """Where each frame's noise between steps comes from, for samplers that draw some (LCM; the others draw
+        nothing). A keyframe's draws continue its seed's generator after the starting noise, as txt2img's do;
+        an in-between's k-th draw is slerp(a's k-th, b's k-th, w), as its starting noise is, so neighbouring
+        frames do not flicker. A frame that starts at step `begin` (trajectory sharing) skips the keyframes'
+        first `begin` draws, so step k gets the same draws in every frame."""
 
-        The GIF samplers (settings.GIF_SAMPLERS) are deterministic and draw nothing here. Seam for stochastic
-        few-step samplers (LCM): a keyframe's draws must continue its seed's generator after the starting
-        noise, as txt2img's do, and an in-between's k-th draw must be slerp(a's k-th, b's k-th, w), as its
-        starting noise is: sd/samplers/noise.py's interpolated noise source goes here, one per in-between."""
-        return generators_for(0, len(specs))
+        def after_start(seed: int) -> torch.Generator:
+            generator = generators_for(seed, 1)[0]
+            for _ in range(1 + begin):  # the starting noise, then one draw per step already taken
+                randn_tensor(self.latent_shape, generator, self.pipe.dtype, "cpu")
+            return generator
+
+        a = [after_start(self.seeds[spec.left]) for spec in specs]
+        b = [after_start(self.seeds[spec.right]) for spec in specs]
+        return InterpolatedNoise(a, b, [float(spec.weight) for spec in specs], slerp)

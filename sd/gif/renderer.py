@@ -41,7 +41,8 @@ from sd.gif.settings import GifSettings
 from sd.gif.start_latents import StartLatents
 from sd.gif.timeline import FrameSpec
 from sd.images import tensor_to_images
-from sd.pipeline import StableDiffusionPipeline, generators_for
+from sd.pipeline import StableDiffusionPipeline
+from sd.samplers.spacing import LEADING_SD15
 
 # Called after each generated frame with (image, frames done, frames to do); raising from it stops the run.
 OnFrame = Callable[[Image.Image, int, int], None]
@@ -124,6 +125,9 @@ class FrameRenderer:
             "branch": self.starts.branch if share else None, "dtype": str(pipe.dtype),
             "prediction_type": pipe.checkpoint.prediction_type,
         }  # fmt: skip
+        timesteps = pipe.timestep_config(s.sampler, s.spacing)
+        if timesteps != LEADING_SD15:  # only then: frames cached before the spacing could change were made with it
+            base["timesteps"] = [timesteps.spacing, timesteps.steps_offset, timesteps.set_alpha_to_one]
         in_between = {"adain": True} if s.adain else None  # keyframes keep their keys
         self.keys = FrameKeys(s, keyframes, self.conditioning.seeds, base, in_between)
         self.captured: set[int] = set()  # keyframes denoised in this run (their capture, if any, is at hand)
@@ -210,12 +214,12 @@ class FrameRenderer:
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Latents (n, 4, h, w) at step `begin` denoised to the end; also those before step `keep`, if given."""
         s, n = self.settings, latents.shape[0]
-        generators = self.conditioning.step_noise(specs)
         uncond = self.conditioning.uncond
         if uncond is None and n == 1:  # a UNet batch of one rounds differently on CPU: run it as two
             latents, contexts = latents.repeat(2, 1, 1, 1), contexts.repeat(2, 1, 1)
-            generators = generators + generators_for(0, 1)  # the copy draws from its own: the frame's stay whole
-        sampler = self.pipe.new_sampler(s.sampler, s.steps, begin)
+            specs = specs + specs  # the copy draws from generators of its own: the frame's stay whole
+        generators = self.conditioning.step_noise(specs, begin)
+        sampler = self.pipe.new_sampler(s.sampler, s.steps, begin, spacing=s.spacing)
         uncond = None if uncond is None else uncond.expand(latents.shape[0], -1, -1)  # (n, 77, C)
         kept: list[torch.Tensor] = []
 

@@ -14,16 +14,19 @@ from sd.errors import UserError
 from sd.gif.easing import EASINGS
 from sd.gif.keyframes import Keyframe
 from sd.samplers import SAMPLERS
+from sd.samplers.spacing import SPACINGS
 
 TEXT_INTERPOLATIONS = ("lerp", "slerp", "off")
-# Ancestral samplers draw fresh noise every step, so neighbouring frames would not share a trajectory.
-GIF_SAMPLERS = ("ddim", "euler", "dpmpp_2m")
+# Ancestral samplers draw fresh noise every step, so neighbouring frames would not share a trajectory. LCM
+# (the distilled models') re-noises between its few steps too, but with the same noise for every frame
+# (sd/gif/renderer.py), so frames move only with their start noise and text.
+GIF_SAMPLERS = ("ddim", "euler", "dpmpp_2m", "lcm")
 # In-betweens start from the keyframes' latents this far into the steps. Measured with the shipped model
 # (docs/gif.md, "How the driver works"): 0.8 had the lowest jump ratios of 0.5-0.8, at 0.3x the UNet steps.
 DEFAULT_BRANCH = 0.8
 FORMATS = ("gif", "mp4", "png")
 # How blend weights are chosen (spacing.py): from the easing alone, or so that consecutive frames are equally far apart.
-SPACINGS = ("planned", "even")
+FRAME_SPACINGS = ("planned", "even")
 
 
 @dataclass
@@ -32,6 +35,7 @@ class GifSettings:
     seed: int = 0
     steps: int = 20
     sampler: str = "dpmpp_2m"
+    spacing: str | None = None  # None: the checkpoint's timestep spacing (sd/samplers/spacing.py)
     guidance: float = 5.0
     width: int | None = None  # None: the model's native size
     height: int | None = None
@@ -65,8 +69,8 @@ class GifSettings:
     video_sha256: str | None = None
     video_strength: float = 0.6
     adain: bool = False  # in-betweens start from latents with the lerp of their keyframes' channel statistics
-    spacing: str = "planned"  # "even": weights chosen so consecutive frames are equally far apart (spacing.py)
-    probes: int = 12  # --spacing even: in-betweens rendered per transition to explore the weights
+    frame_spacing: str = "planned"  # "even": weights chosen so consecutive frames are equally far apart (spacing.py)
+    probes: int = 12  # --frame-spacing even: in-betweens rendered per transition to explore the weights
 
     def keyframe_seed(self, keyframe: Keyframe) -> int:
         return keyframe.seed if keyframe.seed is not None else self.seed + keyframe.frame
@@ -78,6 +82,7 @@ class GifSettings:
              f"({', '.join(GIF_SAMPLERS)}); {', '.join(s for s in SAMPLERS if s not in GIF_SAMPLERS)} add new "
              "noise every step and make frames flicker"),
             (self.steps >= 1, f"--steps {self.steps} must be at least 1"),
+            (self.spacing in (None, *SPACINGS), f"--spacing {self.spacing}: choose one of {', '.join(SPACINGS)}"),
             (self.easing in EASINGS, f"--easing {self.easing}: choose one of {', '.join(EASINGS)}"),
             (self.text_interp in TEXT_INTERPOLATIONS,
              f"--text-interp {self.text_interp}: choose one of {', '.join(TEXT_INTERPOLATIONS)}"),
@@ -104,11 +109,12 @@ class GifSettings:
              "init image: drop --init-image / --feedback"),
             (not (self.video and self.max_jump), "--max-jump cannot be combined with --video (an inserted frame "
              "has no video frame of its own)"),
-            (self.spacing in SPACINGS, f"--spacing {self.spacing}: choose one of {', '.join(SPACINGS)}"),
+            (self.frame_spacing in FRAME_SPACINGS,
+             f"--frame-spacing {self.frame_spacing}: choose one of {', '.join(FRAME_SPACINGS)}"),
             (self.probes >= 1, f"--probes {self.probes} must be at least 1"),
-            (not ((self.adain or self.spacing == "even") and (self.feedback or self.video)),
-             "--adain and --spacing even work on in-betweens of keyframes; with --feedback or --video every frame "
-             "starts from another image: drop one of them"),
+            (not ((self.adain or self.frame_spacing == "even") and (self.feedback or self.video)),
+             "--adain and --frame-spacing even work on in-betweens of keyframes; with --feedback or --video every "
+             "frame starts from another image: drop one of them"),
         ]  # fmt: skip
         for ok, message in checks:
             if not ok:

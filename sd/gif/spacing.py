@@ -1,4 +1,4 @@
-"""Evenly spaced frames for a fixed frame count (--spacing even): explore the blend weights, then choose them so
+"""Evenly spaced frames for a fixed frame count (--frame-spacing even): explore the blend weights, then choose them so
 that consecutive frames are equally far apart (DiffMorpher's reschedule, Zhang et al. 2024; AID's exploration and
 search, He et al. 2024).
 

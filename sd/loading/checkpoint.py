@@ -1,38 +1,20 @@
-"""A loaded Stable Diffusion model: its four components plus the noise schedule it was trained with."""
+"""Loading a checkpoint, whatever its layout: an original single file or a diffusers folder (the types are in
+checkpoint_types.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from sd.errors import UserError
+from sd.loading.checkpoint_types import Checkpoint
+from sd.loading.diffusers_folder import load_diffusers_folder
+from sd.loading.original import load_original
+from sd.loading.student import load_student, student_info
 from sd.samplers.base import check_prediction_type
-from sd.schedule import NoiseSchedule
-from transformer.clip_text import CLIPTextModel
-from transformer.clip_tokenizer import CLIPTokenizer
-from unet.model import UNetModel
-from vae.autoencoder import AutoencoderKL
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-SD1, SD2 = "SD 1.x", "SD 2.x"
-
-
-@dataclass
-class Checkpoint:
-    tokenizer: CLIPTokenizer
-    text_encoder: CLIPTextModel
-    vae: AutoencoderKL
-    unet: UNetModel
-    schedule: NoiseSchedule
-    name: str  # file or folder name, recorded in outputs' metadata
-    prediction_type: str = "epsilon"  # what the UNet predicts: "epsilon" (noise) or "v_prediction"
-
-    @property
-    def family(self) -> str:
-        """SD 2.x's text tower is OpenCLIP's (exact GELU); SD 1.x's is OpenAI's CLIP (quick-GELU)."""
-        return SD2 if self.text_encoder.config.hidden_act == "gelu" else SD1
 
 
 def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
@@ -51,9 +33,6 @@ def load_checkpoint(
     `prediction_type` ("epsilon" or "v_prediction") overrides what the checkpoint says or, for a single
     file that says nothing, what is guessed (sd/loading/detect.py).
     """
-    from sd.loading.diffusers_folder import load_diffusers_folder
-    from sd.loading.original import load_original
-
     path, dtype = Path(path), parse_dtype(dtype)
     if prediction_type is not None:
         check_prediction_type(prediction_type)
@@ -61,5 +40,8 @@ def load_checkpoint(
         raise UserError(
             f"{path}: no such file or folder; pass a .safetensors or .ckpt file or a diffusers folder"
         )
-    load = load_diffusers_folder if path.is_dir() else load_original
-    return load(path, dtype, prediction_type)
+    if path.is_dir():
+        return load_diffusers_folder(path, dtype, prediction_type)
+    if student_info(path) is not None:  # a UNet-only distilled student: its base model with this UNet
+        return load_student(path, dtype, prediction_type)
+    return load_original(path, dtype, prediction_type)

@@ -2,7 +2,8 @@
 
 Better one clear line ("this looks like SDXL") than a wall of missing keys.
 
-SD 1.x and 2.x differ, in a single file, by the text encoder: OpenAI's CLIP stored with transformers'
+SD 1.x and 2.x differ by the text encoder. In a diffusers folder its config says GELU (OpenCLIP, SD 2.x) or
+quick-GELU (OpenAI's CLIP, SD 1.x); in a single file it is OpenAI's CLIP stored with transformers'
 names under `cond_stage_model.transformer.`, or OpenCLIP's under `cond_stage_model.model.` (and a
 1024-wide UNet context). What a file cannot tell is whether its UNet predicts the noise (epsilon: SD 1.x,
 SD 2.x-base at 512x512) or v (SD 2.x at 768x768): `single_file_prediction_type` guesses as diffusers does.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from sd.errors import UserError
-from sd.loading.checkpoint import SD1, SD2
+from sd.loading.checkpoint_types import SD1, SD2
 
 UNET = "model.diffusion_model."
 VAE = "first_stage_model."
@@ -67,8 +68,9 @@ def single_file_prediction_type(family: str, global_step: str | None) -> str:
     return "epsilon" if global_step == str(SD2_BASE_GLOBAL_STEP) else "v_prediction"
 
 
-def check_diffusers_family(model_index: dict, unet_config: dict, where: str) -> None:
-    """Raise UserError unless a diffusers folder holds an SD 1.x or 2.x text-to-image model."""
+def check_diffusers_family(model_index: dict, unet_config: dict, text_config: dict, where: str) -> str:
+    """SD1 or SD2 for a diffusers folder, by its text encoder's activation (OpenCLIP's exact GELU: SD 2.x);
+    UserError unless it holds an SD 1.x or 2.x text-to-image model."""
     pipeline = model_index.get("_class_name", "")
     if "XL" in pipeline or "text_encoder_2" in model_index:
         raise UserError(
@@ -82,3 +84,4 @@ def check_diffusers_family(model_index: dict, unet_config: dict, where: str) -> 
         raise UserError(
             f"{where}: UNet takes {unet_config['in_channels']} input channels; only 4 is supported"
         )
+    return SD2 if text_config.get("hidden_act") == "gelu" else SD1

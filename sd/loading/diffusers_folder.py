@@ -4,7 +4,8 @@
 
 UNet and VAE keys are renamed to the original layout (rules generated from the config); the text
 encoder's keys are already transformers' names, which ours mirror. What the UNet predicts (epsilon or v)
-is the scheduler config's `prediction_type`.
+is the scheduler config's `prediction_type`; its `timestep_spacing`, `steps_offset` and `set_alpha_to_one`
+pick the timesteps the samplers visit (sd/samplers/spacing.py).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from safetensors.torch import save_file
 
 from sd.atomic_output import atomic_output
 from sd.errors import UserError
-from sd.loading.checkpoint import Checkpoint
+from sd.loading.checkpoint_types import Checkpoint
 from sd.loading.detect import check_diffusers_family
 from sd.loading.diffusers_text_encoder import (
     text_config_from_diffusers,
     text_config_to_diffusers,
+    text_encoder_keys,
     text_encoder_to_diffusers,
 )
 from sd.loading.diffusers_unet import (
@@ -38,10 +40,12 @@ from sd.loading.diffusers_vae import (
 )
 from sd.loading.read import read_state_dict
 from sd.loading.strict_load import strict_load
+from sd.loading.tokenizer_files import load_tokenizer_folder, save_tokenizer_folder
 from sd.samplers.base import PREDICTION_TYPES
+from sd.samplers.lcm import LCMSampler
+from sd.samplers.spacing import TimestepConfig
 from sd.schedule import NoiseSchedule
 from transformer.clip_text import CLIPTextModel
-from transformer.clip_tokenizer import CLIPTokenizer
 from unet.model import UNetModel
 from vae.autoencoder import AutoencoderKL
 
@@ -96,6 +100,13 @@ def schedule_from_diffusers(d: dict, where: str) -> NoiseSchedule:
     )
 
 
+def timestep_config_from_diffusers(d: dict, where: str) -> TimestepConfig:
+    try:
+        return TimestepConfig.from_diffusers(d)
+    except UserError as error:
+        raise UserError(f"{where}: {error}") from None
+
+
 def load_diffusers_folder(
     folder: Path, dtype: torch.dtype = torch.float32, prediction_type: str | None = None
 ) -> Checkpoint:
@@ -104,30 +115,33 @@ def load_diffusers_folder(
         raise UserError(f"{folder}: not a diffusers folder (no model_index.json); or pass a checkpoint file")
     model_index = read_json(folder / "model_index.json")
     unet_json = read_json(folder / "unet" / "config.json")
-    check_diffusers_family(model_index, unet_json, str(folder))
+    text_json = read_json(folder / "text_encoder" / "config.json")
+    family = check_diffusers_family(model_index, unet_json, text_json, str(folder))
 
     unet_cfg = unet_config_from_diffusers(unet_json)
     vae_cfg = vae_config_from_diffusers(read_json(folder / "vae" / "config.json"))
-    text_cfg = text_config_from_diffusers(read_json(folder / "text_encoder" / "config.json"))
+    text_cfg = text_config_from_diffusers(text_json)
     schedule_json = folder / "scheduler" / "scheduler_config.json"
     schedule_dict = read_json(schedule_json)
     schedule = schedule_from_diffusers(schedule_dict, str(schedule_json))
     prediction_type = prediction_type or prediction_type_from_diffusers(schedule_dict, str(schedule_json))
+    timestep_config = timestep_config_from_diffusers(schedule_dict, str(schedule_json))
 
     unet_sd = unet_from_diffusers(
         read_component_weights(folder / "unet", ("diffusion_pytorch_model",)), unet_cfg
     )
     vae_sd = vae_from_diffusers(read_component_weights(folder / "vae", ("diffusion_pytorch_model",)), vae_cfg)
-    text_sd = read_component_weights(folder / "text_encoder", ("model", "pytorch_model"))
-    text_sd = {k: v for k, v in text_sd.items() if not k.endswith("position_ids")}
+    text_sd = text_encoder_keys(read_component_weights(folder / "text_encoder", ("model", "pytorch_model")))
     return Checkpoint(
-        tokenizer=CLIPTokenizer.from_pretrained(folder / "tokenizer"),
+        tokenizer=load_tokenizer_folder(folder / "tokenizer"),
         text_encoder=strict_load(lambda: CLIPTextModel(text_cfg), text_sd, f"{folder}/text_encoder", dtype),
         vae=strict_load(lambda: AutoencoderKL(vae_cfg), vae_sd, f"{folder}/vae", dtype),
         unet=strict_load(lambda: UNetModel(unet_cfg), unet_sd, f"{folder}/unet", dtype),
         schedule=schedule,
         name=folder.name,
+        family=family,
         prediction_type=prediction_type,
+        timestep_config=timestep_config,
     )
 
 
@@ -137,6 +151,31 @@ def _write_component(folder: Path, config: dict, weights: dict[str, torch.Tensor
     save_file({k: v.contiguous() for k, v in weights.items()}, folder / file_name, metadata={"format": "pt"})
 
 
+def scheduler_config(checkpoint: Checkpoint) -> dict:
+    """SD 1.5's published scheduler config with this checkpoint's schedule and timestep facts (no timestep_spacing
+    when the checkpoint names none); for a model sampled with LCM by default (a distilled student), diffusers'
+    LCMScheduler on the same schedule, as `LCMScheduler.from_config` of SD 1.5's config builds it."""
+    schedule = checkpoint.schedule
+    config = {
+        "_class_name": "PNDMScheduler",
+        "beta_start": schedule.beta_start,
+        "beta_end": schedule.beta_end,
+        "beta_schedule": schedule.beta_schedule,
+        "num_train_timesteps": schedule.num_train_timesteps,
+        "clip_sample": False,
+        "skip_prk_steps": True,
+        "prediction_type": checkpoint.prediction_type,
+        "trained_betas": None,
+        **checkpoint.timestep_config.to_diffusers(),
+    }
+    if checkpoint.defaults is None or checkpoint.defaults.sampler != "lcm":
+        return config
+    lcm = LCMSampler(schedule)
+    del config["skip_prk_steps"]
+    return config | {"_class_name": "LCMScheduler", "original_inference_steps": lcm.original_inference_steps,
+                     "timestep_scaling": lcm.timestep_scaling}  # fmt: skip
+
+
 def save_diffusers_folder(checkpoint: Checkpoint, folder: str | Path, overwrite: bool = False) -> Path:
     """Write a folder that diffusers' `StableDiffusionPipeline.from_pretrained` loads."""
     folder = Path(folder)
@@ -144,7 +183,6 @@ def save_diffusers_folder(checkpoint: Checkpoint, folder: str | Path, overwrite:
         raise UserError(f"{folder}: a pruned UNet has no diffusers layout (diffusers' blocks have no separate hidden "
                         "width, head count or FF width); save it as a .safetensors file instead")  # fmt: skip
     unet_cfg, vae_cfg = checkpoint.unet.config, checkpoint.vae.config
-    schedule = checkpoint.schedule
     with atomic_output(folder, overwrite) as tmp:
         tmp.mkdir()
         model_index = {
@@ -159,22 +197,10 @@ def save_diffusers_folder(checkpoint: Checkpoint, folder: str | Path, overwrite:
             "unet": ["diffusers", "UNet2DConditionModel"],
             "vae": ["diffusers", "AutoencoderKL"],
         }
+        scheduler = scheduler_config(checkpoint)
+        model_index["scheduler"] = ["diffusers", scheduler["_class_name"]]
         (tmp / "model_index.json").write_text(json.dumps(model_index, indent=2) + "\n")
         (tmp / "scheduler").mkdir()
-        scheduler = {  # SD 1.5's published scheduler config
-            "_class_name": "PNDMScheduler",
-            "beta_start": schedule.beta_start,
-            "beta_end": schedule.beta_end,
-            "beta_schedule": schedule.beta_schedule,
-            "num_train_timesteps": schedule.num_train_timesteps,
-            "clip_sample": False,
-            "set_alpha_to_one": False,
-            "skip_prk_steps": True,
-            "steps_offset": 1,
-            "prediction_type": checkpoint.prediction_type,
-            "timestep_spacing": "leading",
-            "trained_betas": None,
-        }
         (tmp / "scheduler" / "scheduler_config.json").write_text(json.dumps(scheduler, indent=2) + "\n")
         latent_factor = 2 ** (len(vae_cfg.ch_mult) - 1)
         _write_component(
@@ -191,5 +217,5 @@ def save_diffusers_folder(checkpoint: Checkpoint, folder: str | Path, overwrite:
         )
         text_cfg, text_state = text_encoder_to_diffusers(checkpoint.text_encoder)  # SD 2.x: 23 of 24 layers
         _write_component(tmp / "text_encoder", text_config_to_diffusers(text_cfg), text_state, "model.safetensors")
-        checkpoint.tokenizer.save_pretrained(tmp / "tokenizer")
+        save_tokenizer_folder(checkpoint.tokenizer, tmp / "tokenizer")
     return folder

@@ -1,6 +1,8 @@
-"""Text encoder: our CLIPTextConfig <-> transformers' `text_encoder/config.json`.
+"""Text encoder: our CLIPTextConfig <-> transformers' `text_encoder/config.json`, and its keys.
 
-The keys need no conversion: both layouts use transformers' `text_model.*` names. transformers' model
+The keys are transformers' names, which ours mirror: `text_model.encoder.layers.0.self_attn.q_proj.weight`.
+transformers >= 5 saves them without the `text_model.` level (`encoder.layers.0...`); files written by
+older versions and SD 1.x single files keep it. Both load (`text_encoder_keys`). transformers' model
 has no notion of skipping final layers, so layers our config skips (SD 2.x's last one) are left out of
 a diffusers folder, as diffusers' own SD 2.x folders do: 23 layers whose last hidden state is ours.
 """
@@ -16,6 +18,17 @@ from sd.errors import UserError
 from transformer.clip_text import CLIPTextConfig, CLIPTextModel
 
 LAYER = re.compile(r"text_model\.encoder\.layers\.(\d+)\.")
+TEXT_MODEL = "text_model."  # the level transformers >= 5 leaves out of saved keys
+
+
+def text_encoder_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A transformers CLIPTextModel's weights, as any version saved them, under our names: `text_model.`
+    added where missing, and the `position_ids` buffer (stored by old versions; ours computes it) left out."""
+    return {
+        key if key.startswith(TEXT_MODEL) else TEXT_MODEL + key: value
+        for key, value in state_dict.items()
+        if not key.endswith("position_ids")
+    }
 
 
 def text_encoder_to_diffusers(model: CLIPTextModel) -> tuple[CLIPTextConfig, dict[str, torch.Tensor]]:

@@ -11,7 +11,7 @@ import hashlib
 
 import torch
 
-from sd.loading.checkpoint import Checkpoint
+from sd.loading.checkpoint_types import Checkpoint
 from sd.loading.diffusers_text_encoder import text_encoder_to_diffusers
 
 

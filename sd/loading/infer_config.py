@@ -12,7 +12,7 @@ import re
 
 import torch
 
-from sd.loading.checkpoint import SD1, SD2
+from sd.loading.checkpoint_types import SD1, SD2
 from transformer.clip_text import SD21_TEXT, CLIPTextConfig
 from unet.config import SD15_UNET, SD21_UNET, UNetConfig
 from vae.config import VAEConfig

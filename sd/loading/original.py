@@ -13,30 +13,35 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
+from torch import nn
 
 from sd.atomic_output import atomic_output
 from sd.errors import UserError
-from sd.loading.checkpoint import SD1, SD2, Checkpoint
+from sd.loading.checkpoint_types import SD1, SD2, Checkpoint
 from sd.loading.config_json import config_from_dict, config_to_dict
 from sd.loading.detect import TEXT_PREFIXES, UNET, VAE, check_original_family, single_file_prediction_type
+from sd.loading.diffusers_text_encoder import text_encoder_keys
 from sd.loading.infer_config import infer_text_config, infer_unet_config, infer_vae_config
 from sd.loading.open_clip_text import open_clip_to_transformers, transformers_to_open_clip
 from sd.loading.read import read_weights
 from sd.loading.strict_load import strict_load
-from sd.prune.plan import PLAN_KEY, PrunePlan
-from sd.prune.surgery import build_pruned_unet
+from sd.loading.tokenizer_files import default_tokenizer
+from sd.samplers.spacing import LEADING_SD15, SD15_TIMESTEPS, TimestepConfig
 from sd.schedule import SD15_SCHEDULE
 from transformer.clip_text import CLIPTextConfig, CLIPTextModel
-from transformer.clip_tokenizer import EOS_TOKEN, OPEN_CLIP_PAD_TOKEN, default_tokenizer
+from transformer.clip_tokenizer import EOS_TOKEN, OPEN_CLIP_PAD_TOKEN
 from unet.config import UNetConfig
+from unet.pruned import PrunePlan, build_pruned_unet
 from vae.autoencoder import AutoencoderKL
 from vae.config import VAEConfig
 
 CONFIG_KEY = "sd_from_scratch.configs"  # safetensors metadata entry holding our exports' configs
+PLAN_KEY = "sd_from_scratch.prune_plan"  # and a pruned UNet's plan, which its shapes are rebuilt from
 PAD_TOKENS = {SD1: EOS_TOKEN, SD2: OPEN_CLIP_PAD_TOKEN}
 NATIVE_SIZE = {"epsilon": 512, "v_prediction": 768}  # SD 2.x-base and SD 2.x (768-v) were trained at these
 
@@ -53,23 +58,19 @@ def split_original(state_dict: dict[str, torch.Tensor], family: str = SD1) -> di
         for name, prefix in prefixes(family).items():
             if not key.startswith(prefix):
                 continue
-            sub = key[len(prefix) :]
-            if name == "text_encoder" and family == SD1:
-                if sub.endswith("position_ids"):
-                    break
-                if not sub.startswith("text_model."):  # files saved by old transformers versions
-                    sub = "text_model." + sub
-            parts[name][sub] = value
+            parts[name][key[len(prefix) :]] = value
             break
-    if family == SD2:
-        parts["text_encoder"] = open_clip_to_transformers(parts["text_encoder"])
+    text = parts["text_encoder"]  # SD 1.x: transformers' names, with or without `text_model.`; SD 2.x: OpenCLIP's
+    parts["text_encoder"] = open_clip_to_transformers(text) if family == SD2 else text_encoder_keys(text)
     return parts
 
 
 def _configs(
     path: Path, parts: dict[str, dict[str, torch.Tensor]], metadata: dict[str, str], family: str
-) -> tuple[UNetConfig, VAEConfig, CLIPTextConfig, str | None]:
-    """Configs (and prediction type) stored by our export if present, else read off the tensor shapes."""
+) -> tuple[UNetConfig, VAEConfig, CLIPTextConfig, str | None, TimestepConfig]:
+    """Configs (and prediction type, timestep facts) stored by our export if present, else read off the tensor
+    shapes. A plain file's timesteps are SD 1.5's published config's; our exports from before the spacing was
+    recorded were all made with leading spacing (the shipped models among them), so they keep it."""
     stored = metadata.get(CONFIG_KEY)
     if stored:
         d = json.loads(stored)
@@ -78,6 +79,7 @@ def _configs(
             config_from_dict(VAEConfig, d["vae"], str(path)),
             config_from_dict(CLIPTextConfig, d["text_encoder"], str(path)),
             d.get("prediction_type", "epsilon"),
+            config_from_dict(TimestepConfig, d["timesteps"], str(path)) if "timesteps" in d else LEADING_SD15,
         )
     try:
         return (
@@ -85,11 +87,28 @@ def _configs(
             infer_vae_config(parts["vae"]),
             infer_text_config(parts["text_encoder"], family),
             None,
+            SD15_TIMESTEPS,
         )
     except KeyError as error:
         raise UserError(f"{path}: incomplete checkpoint, key {error.args[0]} is missing") from None
     except ValueError as error:  # shapes that no SD 1.x-style config produces
         raise UserError(f"{path}: stores no config and its shapes fit none: {error}") from None
+
+
+def _unet_builder(config: UNetConfig, metadata: dict[str, str], where: str) -> Callable[[], nn.Module]:
+    """What builds the file's UNet: of `config`, pruned as the plan stored with a pruned UNet says."""
+    try:
+        plan = PrunePlan.from_json(metadata[PLAN_KEY]) if PLAN_KEY in metadata else None
+    except ValueError as error:
+        raise UserError(f"{where}: {error}") from None
+
+    def build() -> nn.Module:
+        try:
+            return build_pruned_unet(config, plan)
+        except ValueError as error:  # a stored plan that does not fit the stored config
+            raise UserError(f"{where}: prune plan: {error}") from None
+
+    return build
 
 
 def load_original(path: Path, dtype: torch.dtype = torch.float32, prediction_type: str | None = None) -> Checkpoint:
@@ -100,13 +119,12 @@ def load_original(path: Path, dtype: torch.dtype = torch.float32, prediction_typ
     if "alphas_cumprod" in state_dict:
         SD15_SCHEDULE.check_alphas_cumprod(state_dict["alphas_cumprod"], where)
     parts = split_original(state_dict, family)
-    unet_cfg, vae_cfg, text_cfg, stored_prediction = _configs(path, parts, metadata, family)
+    unet_cfg, vae_cfg, text_cfg, stored_prediction, timestep_config = _configs(path, parts, metadata, family)
     guessed = stored_prediction or single_file_prediction_type(family, metadata.get("global_step"))
     prediction_type = prediction_type or guessed
     if stored_prediction is None and family == SD2:
         vae_cfg = dataclasses.replace(vae_cfg, resolution=NATIVE_SIZE[prediction_type])
     text_prefix = TEXT_PREFIXES[family]
-    plan = PrunePlan.from_json(metadata[PLAN_KEY], where) if PLAN_KEY in metadata else None  # a pruned UNet
     return Checkpoint(
         tokenizer=default_tokenizer(PAD_TOKENS[family]),
         text_encoder=strict_load(
@@ -116,10 +134,12 @@ def load_original(path: Path, dtype: torch.dtype = torch.float32, prediction_typ
             dtype,
         ),
         vae=strict_load(lambda: AutoencoderKL(vae_cfg), parts["vae"], f"{where} (VAE, '{VAE}*')", dtype),
-        unet=strict_load(lambda: build_pruned_unet(unet_cfg, plan), parts["unet"], f"{where} (UNet, '{UNET}*')", dtype),
+        unet=strict_load(_unet_builder(unet_cfg, metadata, where), parts["unet"], f"{where} (UNet, '{UNET}*')", dtype),
         schedule=SD15_SCHEDULE,
         name=path.name,
+        family=family,
         prediction_type=prediction_type,
+        timestep_config=timestep_config,
     )
 
 
@@ -134,7 +154,8 @@ def original_state_dict(checkpoint: Checkpoint) -> dict[str, torch.Tensor]:
 
 
 def save_original(checkpoint: Checkpoint, path: str | Path, overwrite: bool = False) -> Path:
-    """Write a single file in the original layout: .safetensors (configs in its metadata) or .ckpt."""
+    """Write a single file in the original layout: .safetensors (configs in its metadata) or .ckpt. The
+    metadata carries the timestep facts too, so the file samples as the checkpoint it was written from."""
     path = Path(path)
     tensors = original_state_dict(checkpoint)
     configs = {
@@ -142,6 +163,7 @@ def save_original(checkpoint: Checkpoint, path: str | Path, overwrite: bool = Fa
         "vae": config_to_dict(checkpoint.vae.config),
         "text_encoder": config_to_dict(checkpoint.text_encoder.config),
         "prediction_type": checkpoint.prediction_type,
+        "timesteps": config_to_dict(checkpoint.timestep_config),
     }
     if path.suffix not in (".safetensors", ".ckpt"):
         raise UserError(f"{path}: use a .safetensors (preferred) or .ckpt file name")

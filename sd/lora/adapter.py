@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sd.errors import UserError
-from sd.loading.checkpoint import Checkpoint
+from sd.loading.checkpoint_types import Checkpoint
 from sd.lora.formats import LoraFile, read_lora_file
 from sd.lora.layer import LoraLayer
 from sd.lora.names import adaptable_modules, module_aliases

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from sd.loading.checkpoint import Checkpoint
+from sd.loading.checkpoint_types import Checkpoint
 from sd.loading.diffusers_unet import unet_prefix_pairs
 from sd.loading.rename import rename_prefixes
 

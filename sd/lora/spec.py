@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sd.errors import UserError
-from sd.loading.checkpoint import Checkpoint
+from sd.loading.checkpoint_types import Checkpoint
 from sd.lora.adapter import Lora, load_lora
 
 

@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from sd.errors import UserError
-from sd.loading.checkpoint import Checkpoint
+from sd.loading.checkpoint_types import Checkpoint
 from sd.lora.adapter import Lora
 from sd.lora.names import adaptable_modules
 

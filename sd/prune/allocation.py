@@ -24,9 +24,9 @@ import numpy as np
 from torch import nn
 
 from sd.errors import UserError
-from sd.prune.plan import PrunePlan
 from sd.prune.sensitivity import LayerSensitivity, Sensitivity
-from sd.prune.surgery import apply_plan_, param_count, skeleton
+from sd.prune.surgery import param_count, skeleton
+from unet.pruned import PrunePlan, apply_plan_
 
 BUCKETS = 20_000
 

@@ -24,13 +24,13 @@ from tqdm.auto import tqdm
 
 from sd.data.dataset import generate
 from sd.eval.held_out import HeldOutBatch, denoising_loss
-from sd.loading.checkpoint import Checkpoint
-from sd.prune.plan import PrunePlan
+from sd.loading.checkpoint_types import Checkpoint
 from sd.prune.surgery import prune_unet
 from sd.train.curves import plot_curves
 from sd.train.lr_schedule import warmup_cosine
 from sd.train.state import load_state, save_state
 from sd.train.text_to_image import batch_for_step, encode_latents
+from unet.pruned import PrunePlan
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ import torch
 import torch.nn.utils.prune as torch_prune
 from torch import nn
 
-from sd.prune.plan import PrunePlan
-from sd.prune.surgery import apply_plan_, skeleton
+from sd.prune.surgery import skeleton
+from unet.pruned import PrunePlan, apply_plan_
 
 
 def shared_copy(unet: nn.Module) -> nn.Module:

@@ -8,8 +8,8 @@ import matplotlib
 
 from sd.atomic_output import atomic_output
 from sd.prune.allocation import Saved
-from sd.prune.plan import PrunePlan
 from sd.prune.sensitivity import Sensitivity
+from unet.pruned import PrunePlan
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

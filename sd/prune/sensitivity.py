@@ -21,8 +21,7 @@ from tqdm.auto import tqdm
 
 from sd.eval.held_out import HeldOutBatch, denoising_loss
 from sd.prune.masking import removed_masks, zeroed
-from sd.prune.plan import PrunePlan
-from sd.prune.units import Layer, prunable_layers
+from unet.pruned import Layer, PrunePlan, prunable_layers
 
 CURVE_FRACTIONS = (1 / 8, 2 / 8, 3 / 8, 4 / 8, 5 / 8, 6 / 8, 7 / 8)
 

@@ -13,9 +13,8 @@ from __future__ import annotations
 from torch import nn
 
 from sd.prune.allocation import Saved
-from sd.prune.plan import PrunePlan
 from sd.prune.sensitivity import reading_weights
-from sd.prune.units import prunable_layers
+from unet.pruned import PrunePlan, prunable_layers
 
 KINDS = ("ResBlock", "attn1", "attn2", "ff")
 

@@ -1,7 +1,8 @@
 """The samplers of Stable Diffusion, by the names the CLI and the pipeline use.
 
-Each one reproduces the diffusers scheduler of the same algorithm under SD 1.5's published scheduler config
-(scaled-linear betas, "leading" spacing with steps_offset=1, set_alpha_to_one=False), value for value.
+Each one reproduces the diffusers scheduler of the same algorithm, value for value, under the scheduler config
+a checkpoint ships: its noise schedule (sd/schedule.py) and its timestep facts (spacing.py). With SD 1.5's
+published config that is the scheduler a diffusers user gets from `X.from_config(pipe.scheduler.config)`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from sd.samplers.dpmpp_2m import DPMSolverPlusPlus2MSampler
 from sd.samplers.euler import EulerSampler
 from sd.samplers.euler_ancestral import EulerAncestralSampler
 from sd.samplers.lcm import LCMSampler
+from sd.samplers.spacing import SD15_TIMESTEPS, TimestepConfig
+from sd.samplers.tcd import TCDSampler
 from sd.schedule import SD15_SCHEDULE, NoiseSchedule
 
 SAMPLERS: dict[str, type] = {
@@ -25,19 +28,46 @@ SAMPLERS: dict[str, type] = {
     "euler_a": EulerAncestralSampler,
     "dpmpp_2m": DPMSolverPlusPlus2MSampler,
     "lcm": LCMSampler,  # few-step sampling of consistency-distilled models (LCM, LCM-LoRA)
+    "tcd": TCDSampler,  # LCM's timesteps, with eta (gamma) setting how much noise is fresh (TCD-LoRA)
 }
 
 
-def make_sampler(name: str, schedule: NoiseSchedule = SD15_SCHEDULE, **kwargs: object) -> Sampler:
-    """The sampler called `name`; an unknown name or an option it does not take is the user's to fix."""
+NOT_OPTIONS = ("schedule", "timestep_config")  # the checkpoint's facts, not a user's choice
+
+
+def sampler_class(name: str) -> type:
     if name not in SAMPLERS:
         raise UserError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
-    cls = SAMPLERS[name]
-    options = [p for p in inspect.signature(cls).parameters if p != "schedule"]
+    return SAMPLERS[name]
+
+
+def options_of(name: str) -> list[str]:
+    """The options sampler `name` takes from the user (e.g. DDIM's and TCD's eta)."""
+    return [p for p in inspect.signature(sampler_class(name)).parameters if p not in NOT_OPTIONS]
+
+
+def make_sampler(
+    name: str,
+    schedule: NoiseSchedule = SD15_SCHEDULE,
+    timestep_config: TimestepConfig = SD15_TIMESTEPS,
+    **kwargs: object,
+) -> Sampler:
+    """The sampler called `name`; an unknown name or an option it does not take is the user's to fix.
+    `timestep_config` goes to the samplers that space their steps (not LCM, which has its own grid)."""
+    cls, options = sampler_class(name), options_of(name)
     unknown = sorted(set(kwargs) - set(options))
     if unknown:
         raise UserError(f"sampler {name!r} takes no option {unknown[0]!r}; its options: {', '.join(options)}")
+    if "timestep_config" in inspect.signature(cls).parameters:
+        kwargs["timestep_config"] = timestep_config
     return cls(schedule, **kwargs)
 
 
-__all__ = ["SAMPLERS", "Sampler", "make_sampler"]
+def spacing_of(name: str, timestep_config: TimestepConfig) -> str | None:
+    """The spacing sampler `name` runs with under `timestep_config` (its diffusers default if that names none);
+    None for a sampler whose timesteps follow no spacing rule (LCM: its distillation grid)."""
+    default = sampler_class(name).default_spacing
+    return None if default is None else timestep_config.spacing_or(default)
+
+
+__all__ = ["SAMPLERS", "Sampler", "make_sampler", "spacing_of"]

@@ -18,6 +18,7 @@ from typing import Protocol
 import torch
 
 from sd.errors import UserError
+from sd.samplers.noise import Generators
 
 PREDICTION_TYPES = ("epsilon", "v_prediction")
 """epsilon: the UNet predicts the added noise (SD 1.x). v_prediction: v = alpha_t eps - sigma_t x0 (SD 2.x 768)."""
@@ -48,7 +49,7 @@ class Sampler(Protocol):
         model_output: torch.Tensor,
         timestep: int | float | torch.Tensor,
         sample: torch.Tensor,
-        generator: torch.Generator | list[torch.Generator] | None = None,
+        generator: Generators = None,
     ) -> torch.Tensor: ...
 
     def add_noise(self, original: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor: ...

@@ -1,6 +1,7 @@
 """DDIM: a non-Markovian reverse process with the same marginals as DDPM (Song et al. 2021).
 
-With abar_t the cumulative product of alphas and t' = t - 1000 // N the previous timestep, eq. 12:
+With abar_t the cumulative product of alphas and t' = t - 1000 // N the previous timestep (whatever the spacing:
+diffusers' rule, so under linspace or trailing t' is not always the next visited timestep), eq. 12:
 
     x0_hat = (x_t - sqrt(1 - abar_t) eps_theta) / sqrt(abar_t)
     x_t'   = sqrt(abar_t') x0_hat  +  sqrt(1 - abar_t' - s_t^2) eps_theta  +  s_t z
@@ -8,40 +9,52 @@ With abar_t the cumulative product of alphas and t' = t - 1000 // N the previous
 
 eta = 0 is deterministic (an ODE solver in disguise: same noise in, same image out, few steps needed);
 eta = 1 makes s_t DDPM's posterior standard deviation. After the last visited step (t' < 0) SD 1.5 uses
-abar_0 rather than 1 ("set_alpha_to_one=False"), so the result keeps the faint noise of t=0.
+abar_0 rather than 1 ("set_alpha_to_one=False"), so the result keeps the faint noise of t=0; diffusers'
+default (a config without the key) is 1.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from sd.errors import UserError
 from sd.samplers.base import check_prediction_type
 from sd.samplers.ddpm import add_noise
-from sd.samplers.noise import randn_tensor
-from sd.samplers.spacing import leading_timesteps
+from sd.samplers.noise import Generators, randn_tensor
+from sd.samplers.spacing import SD15_TIMESTEPS, TimestepConfig, spaced_timesteps
 from sd.schedule import SD15_SCHEDULE, NoiseSchedule
 
 
 class DDIMSampler:
     order = 1
     init_noise_sigma = 1.0
+    default_spacing = "leading"  # diffusers' DDIMScheduler's, for a config that names none
 
     def __init__(
-        self, schedule: NoiseSchedule = SD15_SCHEDULE, prediction_type: str = "epsilon", eta: float = 0.0
+        self,
+        schedule: NoiseSchedule = SD15_SCHEDULE,
+        prediction_type: str = "epsilon",
+        eta: float = 0.0,
+        timestep_config: TimestepConfig = SD15_TIMESTEPS,
     ) -> None:
         if not eta >= 0.0:
             raise UserError(f"eta must be >= 0 (0 = deterministic DDIM, 1 = DDPM-like noise), got {eta}")
         self.schedule = schedule
         self.prediction_type = check_prediction_type(prediction_type)
         self.eta = float(eta)
+        self.timestep_config = timestep_config
+        self.spacing = timestep_config.spacing_or(self.default_spacing)
         self.alphas_cumprod = schedule.alphas_cumprod  # (1000,) float32
-        self.final_alpha_cumprod = self.alphas_cumprod[0]  # abar after the last step: set_alpha_to_one=False
+        # abar after the last step: 1 (a clean end) or, as SD 1.5's config says, abar_0
+        self.final_alpha_cumprod = torch.tensor(1.0) if timestep_config.set_alpha_to_one else self.alphas_cumprod[0]
         self.num_inference_steps: int | None = None
         self.timesteps = torch.arange(schedule.num_train_timesteps - 1, -1, -1)  # (1000,) until set_timesteps
 
     def set_timesteps(self, num_inference_steps: int, device: torch.device | str = "cpu") -> None:
-        timesteps = leading_timesteps(num_inference_steps, self.schedule.num_train_timesteps)
+        timesteps = spaced_timesteps(
+            self.spacing, num_inference_steps, self.schedule.num_train_timesteps, self.timestep_config.steps_offset
+        ).round().astype(np.int64)  # (N,): linspace's fractional t rounded, as diffusers
         self.num_inference_steps = num_inference_steps
         self.timesteps = torch.from_numpy(timesteps).to(device)  # (N,) int64
 
@@ -56,7 +69,7 @@ class DDIMSampler:
         model_output: torch.Tensor,
         timestep: int | float | torch.Tensor,
         sample: torch.Tensor,
-        generator: torch.Generator | list[torch.Generator] | None = None,
+        generator: Generators = None,
     ) -> torch.Tensor:
         if self.num_inference_steps is None:
             raise RuntimeError("call set_timesteps before step")

@@ -14,37 +14,44 @@ steps; it is here as the reference point the other samplers improve on.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from sd.errors import UserError
 from sd.samplers.base import check_prediction_type
-from sd.samplers.noise import randn_tensor
-from sd.samplers.spacing import leading_timesteps
+from sd.samplers.noise import Generators, randn_tensor
+from sd.samplers.spacing import SD15_TIMESTEPS, TimestepConfig, spaced_timesteps
 from sd.schedule import SD15_SCHEDULE, NoiseSchedule
 
 
 class DDPMSampler:
     order = 1
     init_noise_sigma = 1.0
+    default_spacing = "leading"  # diffusers' DDPMScheduler's, for a config that names none
 
     def __init__(
         self,
         schedule: NoiseSchedule = SD15_SCHEDULE,
         prediction_type: str = "epsilon",
         variance_type: str = "fixed_small",
+        timestep_config: TimestepConfig = SD15_TIMESTEPS,
     ) -> None:
         if variance_type not in ("fixed_small", "fixed_large"):
             raise UserError(f"variance_type {variance_type!r} is not supported; use fixed_small or fixed_large")
         self.schedule = schedule
         self.prediction_type = check_prediction_type(prediction_type)
         self.variance_type = variance_type
+        self.timestep_config = timestep_config
+        self.spacing = timestep_config.spacing_or(self.default_spacing)
         self.alphas_cumprod = schedule.alphas_cumprod  # (1000,) float32
         self.one = torch.tensor(1.0)
         self._visited = list(range(schedule.num_train_timesteps - 1, -1, -1))  # all 1000 until set_timesteps
         self.timesteps = torch.tensor(self._visited)  # (1000,) int64
 
     def set_timesteps(self, num_inference_steps: int, device: torch.device | str = "cpu") -> None:
-        timesteps = leading_timesteps(num_inference_steps, self.schedule.num_train_timesteps)
+        timesteps = spaced_timesteps(
+            self.spacing, num_inference_steps, self.schedule.num_train_timesteps, self.timestep_config.steps_offset
+        ).round().astype(np.int64)  # (N,): linspace's fractional t rounded, as diffusers
         self._visited = timesteps.tolist()
         self.timesteps = torch.from_numpy(timesteps).to(device)  # (N,) int64
 
@@ -64,7 +71,7 @@ class DDPMSampler:
         model_output: torch.Tensor,
         timestep: int | float | torch.Tensor,
         sample: torch.Tensor,
-        generator: torch.Generator | list[torch.Generator] | None = None,
+        generator: Generators = None,
     ) -> torch.Tensor:
         t = int(timestep)
         prev_t = self.previous_timestep(t)

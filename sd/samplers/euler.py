@@ -9,24 +9,33 @@ sampler without its second-order correction; Algorithm 2's churn S_churn is 0) i
 
 i.e. x_{i+1} = x0_hat + sigma_{i+1} eps_theta: DDIM with eta = 0, written in sigma form. The UNet was
 trained on variance-preserving inputs x_t = x / sqrt(sigma^2 + 1), so that is what it is fed, and the
-start is DDIM's x_T ~ N(0, I) in sigma form: noise * sqrt(sigma_max^2 + 1), sigma_max the first table entry.
+start is DDIM's x_T ~ N(0, I) in sigma form: noise * sqrt(sigma_max^2 + 1), sigma_max the first table entry
+(diffusers starts from noise * sigma_max under linspace and trailing spacing; see init_noise_sigma).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
+from sd.samplers.noise import Generators
 from sd.samplers.sigmas import SigmaTableSampler, sigma_table
-from sd.samplers.spacing import leading_timesteps
+from sd.samplers.spacing import spaced_timesteps
 
 
 class EulerSampler(SigmaTableSampler):
     def set_timesteps(self, num_inference_steps: int, device: torch.device | str = "cpu") -> None:
-        timesteps = leading_timesteps(num_inference_steps, self.schedule.num_train_timesteps).astype("float32")
+        timesteps = spaced_timesteps(
+            self.spacing, num_inference_steps, self.schedule.num_train_timesteps, self.timestep_config.steps_offset
+        ).astype(np.float32)  # (N,): linspace's fractional t kept, as diffusers
         self._set_table(torch.from_numpy(timesteps).to(device), sigma_table(self.schedule, timesteps))  # (N,), (N+1,)
 
     @property
     def init_noise_sigma(self) -> float:
+        """sqrt(sigma_max^2 + 1) under leading spacing; diffusers uses sigma_max itself under linspace and
+        trailing (0.2% less at sigma_max = 14.6), and so do we."""
+        if self.spacing in ("linspace", "trailing"):
+            return float(self.sigmas.max())
         return float((self.sigmas.max() ** 2 + 1) ** 0.5)  # float32 arithmetic, as diffusers
 
     def scale_model_input(self, sample: torch.Tensor, timestep: int | float | torch.Tensor) -> torch.Tensor:
@@ -44,7 +53,7 @@ class EulerSampler(SigmaTableSampler):
         model_output: torch.Tensor,
         timestep: int | float | torch.Tensor,
         sample: torch.Tensor,
-        generator: torch.Generator | list[torch.Generator] | None = None,
+        generator: Generators = None,
     ) -> torch.Tensor:
         i = self.step_index(timestep)
         sample = sample.to(torch.float32)  # integrate in float32 even for a half-precision UNet

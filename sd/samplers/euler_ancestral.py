@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from sd.samplers.euler import EulerSampler
-from sd.samplers.noise import randn_tensor
+from sd.samplers.noise import Generators, randn_tensor
 
 
 class EulerAncestralSampler(EulerSampler):
@@ -25,7 +25,7 @@ class EulerAncestralSampler(EulerSampler):
         model_output: torch.Tensor,
         timestep: int | float | torch.Tensor,
         sample: torch.Tensor,
-        generator: torch.Generator | list[torch.Generator] | None = None,
+        generator: Generators = None,
     ) -> torch.Tensor:
         i = self.step_index(timestep)
         sigma = self.sigmas[i]

@@ -29,7 +29,7 @@ import torch
 from sd.errors import UserError
 from sd.samplers.base import check_prediction_type
 from sd.samplers.ddpm import add_noise
-from sd.samplers.noise import randn_tensor
+from sd.samplers.noise import Generators, randn_tensor
 from sd.schedule import SD15_SCHEDULE, NoiseSchedule
 
 SIGMA_DATA = 0.5
@@ -71,6 +71,7 @@ def lcm_timesteps(
 class LCMSampler:
     order = 1
     init_noise_sigma = 1.0
+    default_spacing = None  # no spacing rule: the timesteps are picks from the distillation grid
 
     def __init__(
         self,
@@ -108,6 +109,8 @@ class LCMSampler:
         return sample  # variance-preserving x_t, as the UNet was trained
 
     def _current_index(self, timestep: int | float | torch.Tensor) -> int:
+        if self.num_inference_steps is None:
+            raise RuntimeError("call set_timesteps before step")
         if self._step_index is None:
             if self._begin_index is not None:
                 self._step_index = self._begin_index
@@ -131,10 +134,8 @@ class LCMSampler:
         model_output: torch.Tensor,
         timestep: int | float | torch.Tensor,
         sample: torch.Tensor,
-        generator: torch.Generator | list[torch.Generator] | None = None,
+        generator: Generators = None,
     ) -> torch.Tensor:
-        if self.num_inference_steps is None:
-            raise RuntimeError("call set_timesteps before step")
         i = self._current_index(timestep)
         t = torch.as_tensor(int(timestep), dtype=torch.int64)
         prev_t = self.timesteps[i + 1] if i + 1 < len(self.timesteps) else t

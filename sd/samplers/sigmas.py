@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from sd.samplers.base import check_prediction_type
+from sd.samplers.spacing import SD15_TIMESTEPS, TimestepConfig
 from sd.schedule import SD15_SCHEDULE, NoiseSchedule
 
 
@@ -33,10 +34,18 @@ class SigmaTableSampler:
     """The bookkeeping shared by samplers that walk `self.sigmas` one entry per step."""
 
     order = 1
+    default_spacing = "linspace"  # diffusers' Euler, Euler ancestral and DPM-Solver default, for a config naming none
 
-    def __init__(self, schedule: NoiseSchedule = SD15_SCHEDULE, prediction_type: str = "epsilon") -> None:
+    def __init__(
+        self,
+        schedule: NoiseSchedule = SD15_SCHEDULE,
+        prediction_type: str = "epsilon",
+        timestep_config: TimestepConfig = SD15_TIMESTEPS,
+    ) -> None:
         self.schedule = schedule
         self.prediction_type = check_prediction_type(prediction_type)
+        self.timestep_config = timestep_config
+        self.spacing = timestep_config.spacing_or(self.default_spacing)
         self.timesteps = torch.empty(0)
         self.sigmas = torch.empty(0)
         self._step_index: int | None = None

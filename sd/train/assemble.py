@@ -16,14 +16,15 @@ from pathlib import Path
 
 import torch
 
-from sd.loading.checkpoint import Checkpoint
+from sd.loading.checkpoint_types import SD1, Checkpoint
 from sd.loading.config_json import config_from_dict, config_to_dict
 from sd.loading.original import save_original
+from sd.loading.tokenizer_files import default_tokenizer
+from sd.samplers.spacing import LEADING_SD15
 from sd.schedule import SD15_SCHEDULE
 from sd.train.state import load_state
 from sd.train.text_to_image import TextToImage
 from sd.train.vae_file import load_vae
-from transformer.clip_tokenizer import default_tokenizer
 from unet.config import TINY_UNET, UNetConfig
 
 
@@ -43,6 +44,8 @@ def assemble(
         unet=model.unet.to(dtype).eval(),
         schedule=SD15_SCHEDULE,
         name=name,
+        family=SD1,  # OpenAI CLIP's text encoder, trained from scratch here
+        timestep_config=LEADING_SD15,  # the spacing its samples, figures and evaluations were made with
     )
 
 

@@ -38,7 +38,8 @@ from sd.data.vocabulary import COLOURS
 from sd.errors import UserError
 from sd.eval.grid import GridCell, write_grid
 from sd.eval.style import evaluate_style
-from sd.loading.checkpoint import Checkpoint, load_checkpoint
+from sd.loading.checkpoint import load_checkpoint
+from sd.loading.checkpoint_types import Checkpoint
 from sd.lora.adapter import Lora
 from sd.lora.formats import write_diffusers_lora
 from sd.lora.layer import LoraLayer

@@ -37,6 +37,7 @@ from sd.data.dataset import generate
 from sd.errors import UserError
 from sd.loading.checkpoint import load_checkpoint
 from sd.loading.config_json import config_from_dict, config_overrides, config_to_dict
+from sd.loading.tokenizer_files import default_tokenizer
 from sd.schedule import SD15_SCHEDULE
 from sd.train.curves import plot_curves
 from sd.train.distributed import Dist, check_ranks_identical, cleanup, setup, wrap
@@ -46,7 +47,6 @@ from sd.train.lr_schedule import warmup_cosine
 from sd.train.state import load_state, save_state
 from sd.train.vae_file import load_vae
 from transformer.clip_text import TINY_TEXT, CLIPTextModel
-from transformer.clip_tokenizer import default_tokenizer
 from unet.config import TINY_UNET, UNET_PRESETS, UNetConfig
 from unet.model import UNetModel
 from vae.autoencoder import AutoencoderKL

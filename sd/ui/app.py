@@ -18,14 +18,16 @@ from pathlib import Path  # noqa: E402
 from sd.errors import UserError  # noqa: E402
 from sd.gif.easing import EASINGS  # noqa: E402
 from sd.gif.keyframes import parse_keyframes  # noqa: E402
-from sd.gif.settings import GIF_SAMPLERS, SPACINGS, GifSettings  # noqa: E402
+from sd.gif.settings import FRAME_SPACINGS, GIF_SAMPLERS, GifSettings  # noqa: E402
 from sd.gif.timeline import plan_frames  # noqa: E402
+from sd.samplers.spacing import SPACINGS  # noqa: E402
 from sd.ui import models  # noqa: E402
 from sd.ui.job import Job  # noqa: E402
 from sd.ui.limits import MAX_UPLOAD, check_upload  # noqa: E402
 from sd.ui.naming import output_path  # noqa: E402
 
 DEFAULTS = GifSettings()
+MODEL_SPACING = "the model's"  # the spacing dropdown's "no override" choice
 EXAMPLE = (
     "0: a large red circle in the center on a blue background\n"
     "12: a large yellow star in the center on a black background\n"
@@ -58,12 +60,13 @@ def settings_from(values: dict) -> GifSettings:
     settings = GifSettings(
         negative_prompt=values["negative"] or "", seed=int(values["seed"]), steps=int(values["steps"]),
         sampler=values["sampler"], guidance=float(values["guidance"]), width=size, height=size,
+        spacing=None if values["spacing"] in (None, MODEL_SPACING) else values["spacing"],
         easing=values["easing"], loop=bool(values["loop"]), fps=float(values["fps"]),
         init_image=check_upload(values["init_image"], "image"), strength=float(values["strength"]),
         pixelate=int(values["pixelate"]) or None, scale=int(values["scale"]),
         audio=check_upload(values["audio"], "audio"), audio_smoothing=float(values["audio_smoothing"]),
         video=check_upload(values["video"], "video"), video_strength=float(values["video_strength"]),
-        spacing=values["spacing"], adain=bool(values["adain"]),
+        frame_spacing=values["frame_spacing"], adain=bool(values["adain"]),
     )  # fmt: skip
     settings.validate()
     return settings
@@ -178,6 +181,7 @@ def build_app(out_dir: str | Path = "outputs/ui"):
                     checkpoint = gr.Textbox("", label="checkpoint path (for 'checkpoint path')", elem_id="checkpoint")
                 with gr.Row():
                     sampler = gr.Dropdown(list(GIF_SAMPLERS), value=DEFAULTS.sampler, label="sampler")
+                    spacing = gr.Dropdown([MODEL_SPACING, *SPACINGS], value=MODEL_SPACING, label="timestep spacing")
                     steps = gr.Slider(1, 100, value=DEFAULTS.steps, step=1, label="steps", elem_id="steps")
                     guidance = gr.Slider(1, 20, value=DEFAULTS.guidance, step=0.5, label="guidance")
                     seed = gr.Number(DEFAULTS.seed, precision=0, label="seed", elem_id="seed")
@@ -187,7 +191,8 @@ def build_app(out_dir: str | Path = "outputs/ui"):
                     easing = gr.Radio(list(EASINGS), value=DEFAULTS.easing, label="easing")
                     loop = gr.Checkbox(False, label="loop")
                 with gr.Row():
-                    spacing = gr.Radio(list(SPACINGS), value=DEFAULTS.spacing, label="spacing (even: equal steps)")
+                    frame_spacing = gr.Radio(list(FRAME_SPACINGS), value=DEFAULTS.frame_spacing,
+                                             label="frame spacing (even: equal steps)")
                     adain = gr.Checkbox(DEFAULTS.adain, label="AdaIN (in-betweens: keyframes' latent statistics)")
                 with gr.Row():
                     pixelate = gr.Number(0, precision=0, label="pixelate width (0: off)")
@@ -224,10 +229,10 @@ def build_app(out_dir: str | Path = "outputs/ui"):
 
         inputs = {
             "keyframes": keyframes_box, "negative": negative, "model": model, "checkpoint": checkpoint,
-            "sampler": sampler, "steps": steps, "guidance": guidance, "seed": seed, "size": size, "fps": fps,
-            "easing": easing, "loop": loop, "init_image": init_image, "strength": strength, "pixelate": pixelate,
-            "scale": scale, "format": fmt, "audio": audio, "audio_smoothing": audio_smoothing, "video": video,
-            "video_strength": video_strength, "spacing": spacing, "adain": adain,
+            "sampler": sampler, "spacing": spacing, "steps": steps, "guidance": guidance, "seed": seed, "size": size,
+            "fps": fps, "easing": easing, "loop": loop, "init_image": init_image, "strength": strength,
+            "pixelate": pixelate, "scale": scale, "format": fmt, "audio": audio, "audio_smoothing": audio_smoothing,
+            "video": video, "video_strength": video_strength, "frame_spacing": frame_spacing, "adain": adain,
         }  # fmt: skip
         INPUT_NAMES[:] = list(inputs)
         keyframes_box.change(check_keyframes, [keyframes_box, loop], verdict)
@@ -236,6 +241,7 @@ def build_app(out_dir: str | Path = "outputs/ui"):
             generate, list(inputs.values()), [status, preview, files, gallery, frames_state]
         )  # fmt: skip
         stop_button.click(stop, None, None, concurrency_limit=None)
+        model.change(models.sampling_for, [model, checkpoint], [sampler, steps, guidance])  # a student's own
         inspire_button.click(inspire_me, [topics, model, seed], keyframes_box)
         audio_button.click(audio_template, [audio, fps, component], keyframes_box)
         video.change(video_defaults, [video, keyframes_box], [fps, keyframes_box, video_info])

@@ -1,43 +1,57 @@
-"""The model choices of the UI: the shipped model, the mobile variant when its weights are there, or any
-checkpoint path. A loaded model is kept, so the next run starts at once."""
+"""The model choices of the UI: the shipped model, the optional shipped ones (the mobile variant and the two
+distilled students) when their weights are there, or any checkpoint path. A loaded model is kept, so the
+next run starts at once. Choosing a distilled model moves the sampler, steps and guidance to its own."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from sd.errors import UserError
-from sd.paths import DEFAULT_CHECKPOINT, WEIGHTS_DIR
+from sd.gif.settings import GifSettings
+from sd.loading.student import model_defaults
+from sd.paths import DEFAULT_CHECKPOINT, SHIPPED_MODELS
 
 EMBEDDED = "embedded: tiny-shapes"
 MOBILE = "mobile-tiny"
 CHECKPOINT = "checkpoint path"
-MOBILE_WEIGHTS = WEIGHTS_DIR / "mobile-tiny.safetensors"
+OPTIONAL = {name: SHIPPED_MODELS[name] for name in (MOBILE, "tiny-shapes-distilled", "mobile-tiny-distilled")}
 
 _loaded: dict[Path, object] = {}
 
 
-def mobile_available() -> bool:
-    return MOBILE_WEIGHTS.is_file()
+def available(name: str) -> bool:
+    return OPTIONAL[name].is_file()
 
 
 def model_choices() -> list[str]:
-    mobile = MOBILE if mobile_available() else f"{MOBILE} (not available: {MOBILE_WEIGHTS.name} is missing)"
-    return [EMBEDDED, mobile, CHECKPOINT]
+    optional = [name if available(name) else f"{name} (not available: {OPTIONAL[name].name} is missing)"
+                for name in OPTIONAL]  # fmt: skip
+    return [EMBEDDED, *optional, CHECKPOINT]
 
 
 def checkpoint_for(choice: str, path: str | None) -> Path:
     if choice == EMBEDDED:
         return DEFAULT_CHECKPOINT
-    if choice.startswith(MOBILE):
-        if not mobile_available():
-            raise UserError(f"mobile-tiny is not available: {MOBILE_WEIGHTS} is missing; choose another model")
-        return MOBILE_WEIGHTS
+    name = choice.split(" (not available")[0]
+    if name in OPTIONAL:
+        if not available(name):
+            raise UserError(f"{name} is not available: {OPTIONAL[name]} is missing; choose another model")
+        return OPTIONAL[name]
     if not path or not path.strip():
         raise UserError("checkpoint path: give the path of an SD 1.x file or diffusers folder")
     checkpoint = Path(path.strip()).expanduser()
     if not checkpoint.exists():
         raise UserError(f"{checkpoint}: no such checkpoint")
     return checkpoint
+
+
+def sampling_for(choice: str, path: str | None) -> tuple[str, int, float]:
+    """(sampler, steps, guidance) to show for a model: a distilled one's own, else the GIF defaults."""
+    try:
+        defaults = model_defaults(checkpoint_for(choice, path)) or GifSettings()
+    except UserError:  # not chosen yet or missing: the run itself will say so
+        defaults = GifSettings()
+    return defaults.sampler, defaults.steps, defaults.guidance
 
 
 def vocabulary_for(choice: str) -> str:

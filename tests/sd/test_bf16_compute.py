@@ -11,7 +11,8 @@ from PIL import Image
 import sd.bf16_compute as bf16_compute
 from sd.bf16_compute import bf16_compute_of, compute_dtype, resolve_mode, set_bf16_compute
 from sd.errors import UserError
-from sd.loading.checkpoint import Checkpoint, load_checkpoint
+from sd.loading.checkpoint import load_checkpoint
+from sd.loading.checkpoint_types import Checkpoint
 from sd.loading.original import save_original
 from sd.loading.strict_load import strict_load
 from sd.lora.adapter import Lora
@@ -33,7 +34,8 @@ def in_dtype(checkpoint: Checkpoint, dtype: torch.dtype, round_to_bf16: bool = F
         return strict_load(lambda: type(module)(module.config), state, "test", dtype)
 
     parts = {p: convert(getattr(checkpoint, p)) for p in ("text_encoder", "vae", "unet")}
-    return Checkpoint(checkpoint.tokenizer, **parts, schedule=checkpoint.schedule, name=checkpoint.name)
+    return Checkpoint(checkpoint.tokenizer, **parts, schedule=checkpoint.schedule, name=checkpoint.name,
+                      family=checkpoint.family)  # fmt: skip
 
 
 @pytest.fixture(scope="module")

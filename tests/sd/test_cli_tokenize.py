@@ -6,8 +6,8 @@ import json
 import subprocess
 import sys
 
+from sd.loading.tokenizer_files import default_tokenizer, save_tokenizer_folder
 from sd.paths import REPO_ROOT
-from transformer.clip_tokenizer import default_tokenizer
 
 PROMPT = "a caterpillar smoking a hookah"
 
@@ -70,7 +70,7 @@ def test_missing_tokenizer_folder_is_a_one_line_error(tmp_path):
 
 
 def test_tokenizer_folder_is_used_and_a_missing_file_is_a_one_line_error(tmp_path):
-    default_tokenizer().save_pretrained(tmp_path)
+    save_tokenizer_folder(default_tokenizer(), tmp_path)
     result = run_cli("--json", "--tokenizer", str(tmp_path), PROMPT)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["ids"] == default_tokenizer().encode(PROMPT)

@@ -16,7 +16,10 @@ from sd.errors import UserError
 from sd.loading.checkpoint import load_checkpoint
 from sd.loading.diffusers_folder import save_diffusers_folder
 from sd.loading.infer_config import infer_text_config, infer_unet_config, infer_vae_config
-from sd.loading.original import original_state_dict, save_original
+from sd.loading.original import CONFIG_KEY, original_state_dict, save_original
+from sd.loading.read import safetensors_metadata
+from sd.paths import SHIPPED_MODELS
+from sd.samplers.spacing import LEADING_SD15, SD15_TIMESTEPS, TimestepConfig
 from tests.tiny_checkpoint import assert_same_weights, tiny_checkpoint, tiny_sd2_checkpoint
 from transformer.clip_text import SD15_TEXT, SD21_TEXT, CLIPTextModel
 from unet.config import SD15_UNET, SD21_UNET
@@ -152,6 +155,16 @@ def test_sd2_single_file_round_trip(tiny_sd2, tmp_path):
     assert load_checkpoint(path, prediction_type="epsilon").prediction_type == "epsilon"  # the flag wins
 
 
+@pytest.mark.parametrize("layout", ["single file", "diffusers folder"])
+def test_the_loader_stores_the_family(tiny, tiny_sd2, tmp_path, layout):
+    save = save_original if layout == "single file" else save_diffusers_folder
+    suffix = ".safetensors" if layout == "single file" else ""
+    families = {c.family: load_checkpoint(save(c, tmp_path / f"{c.name}{suffix}")).family for c in (tiny, tiny_sd2)}
+    assert families == {"SD 1.x": "SD 1.x", "SD 2.x": "SD 2.x"}
+    with pytest.raises(ValueError, match="family 'SD 3' is not one of"):
+        replace(tiny, family="SD 3")
+
+
 def test_sd2_file_without_configs_is_read_off_its_shapes(tiny_sd2, tmp_path):
     """A third-party SD 2.x file: OpenCLIP keys (fused in_proj, unused text_projection and logit_scale),
     no stored configs, no stored prediction type: v by default (SD 2.x 768), epsilon by flag (2.x-base 512)."""
@@ -268,6 +281,57 @@ def test_diffusers_folder_errors(tiny, tmp_path):
     no_weights = edit("model_index.json")
     (no_weights / "vae" / "diffusion_pytorch_model.safetensors").unlink()
     assert "no weights found" in error_of(no_weights)
+
+
+@pytest.mark.parametrize("layout", ["text_model.", "without text_model. (transformers >= 5)"])
+def test_diffusers_folder_text_encoder_keys_in_both_layouts(tiny, tmp_path, layout):
+    """transformers >= 5 saves CLIPTextModel as `encoder.layers...`; older versions as `text_model.encoder...`,
+    some with a `position_ids` buffer."""
+    from safetensors.torch import load_file
+
+    folder = save_diffusers_folder(tiny, tmp_path / "pipe")
+    weights = folder / "text_encoder" / "model.safetensors"
+    state = load_file(weights)
+    assert all(k.startswith("text_model.") for k in state)
+    if layout == "text_model.":
+        state["text_model.embeddings.position_ids"] = torch.arange(77)[None]
+    else:
+        state = {k.removeprefix("text_model."): v for k, v in state.items()}
+    save_file(state, weights)
+    assert_same_weights(load_checkpoint(folder), tiny)
+
+
+def test_timestep_facts_of_each_kind_of_file(tiny, tiny_sd2, tmp_path):
+    """A plain file samples like SD 1.5's published folder (no spacing named); our exports keep what they were
+    made with: leading for a file from before the spacing was recorded (the shipped models), else what it says."""
+    assert load_checkpoint(write(tmp_path, original_state_dict(tiny_sd2))).timestep_config == SD15_TIMESTEPS
+    for name, path in SHIPPED_MODELS.items():
+        if name.endswith("-distilled"):
+            continue  # UNet-only students: they sample as their metadata says (sd/loading/student.py)
+        assert CONFIG_KEY in safetensors_metadata(path), name
+        assert load_checkpoint(path).timestep_config == LEADING_SD15, name
+    trailing = replace(tiny, timestep_config=TimestepConfig("trailing", steps_offset=0, set_alpha_to_one=True))
+    single_file = save_original(trailing, tmp_path / "trailing.safetensors")
+    assert load_checkpoint(single_file).timestep_config == trailing.timestep_config
+    stored = json.loads(safetensors_metadata(single_file)[CONFIG_KEY])
+    del stored["timesteps"]  # as our exports were written before the spacing was recorded
+    old = write(tmp_path, original_state_dict(tiny), "old.safetensors", {CONFIG_KEY: json.dumps(stored)})
+    assert load_checkpoint(old).timestep_config == LEADING_SD15
+
+
+def test_timestep_facts_of_a_diffusers_folder(tiny, tmp_path):
+    """Read from scheduler_config.json, a missing key taking diffusers' default; written back the same way."""
+    folder = save_diffusers_folder(tiny, tmp_path / "sd15")
+    config = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+    assert "timestep_spacing" not in config and config["steps_offset"] == 1 and not config["set_alpha_to_one"]
+    assert load_checkpoint(folder).timestep_config == SD15_TIMESTEPS == tiny.timestep_config
+    trailing = replace(tiny, timestep_config=TimestepConfig("trailing", steps_offset=1, set_alpha_to_one=False))
+    assert load_checkpoint(save_diffusers_folder(trailing, tmp_path / "t")).timestep_config == trailing.timestep_config
+    path = tmp_path / "t" / "scheduler" / "scheduler_config.json"
+    path.write_text(json.dumps({"_class_name": "DDIMScheduler", "timestep_spacing": "linspace"}))
+    assert load_checkpoint(tmp_path / "t").timestep_config == TimestepConfig("linspace", 0, True)
+    path.write_text(json.dumps({"timestep_spacing": "karras"}))
+    assert f"{path}: timestep spacing 'karras' is not supported" in error_of(tmp_path / "t")
 
 
 def test_diffusers_folder_with_bin_weights(tiny, tmp_path):

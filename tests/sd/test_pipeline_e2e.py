@@ -18,8 +18,10 @@ from diffusers import (
     DPMSolverMultistepScheduler,
     EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
+    LCMScheduler,
     StableDiffusionImg2ImgPipeline,
     StableDiffusionPipeline,
+    TCDScheduler,
 )
 from PIL import Image
 
@@ -38,6 +40,7 @@ SCHEDULERS = {
     "euler_a": (EulerAncestralDiscreteScheduler, {}),
     "dpmpp_2m": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2}),
 }
+FEW_STEP_SCHEDULERS = {"lcm": (LCMScheduler, {}), "tcd": (TCDScheduler, {})}  # tests/sd/test_pipeline_e2e_few_steps.py
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +52,7 @@ def model(tmp_path_factory):
 
 def diffusers_pipeline(folder: Path, sampler: str, img2img: bool = False):
     pipe = StableDiffusionPipeline.from_pretrained(folder, safety_checker=None, requires_safety_checker=False)
-    scheduler_class, options = SCHEDULERS[sampler]
+    scheduler_class, options = (SCHEDULERS | FEW_STEP_SCHEDULERS)[sampler]
     pipe.scheduler = scheduler_class.from_config(pipe.scheduler.config, **options)
     pipe.set_progress_bar_config(disable=True)
     return StableDiffusionImg2ImgPipeline(**pipe.components) if img2img else pipe

@@ -10,7 +10,7 @@ import torch
 from transformers import CLIPTextConfig as HFConfig
 from transformers import CLIPTextModel as HFModel
 
-from sd.loading.checkpoint import SD2
+from sd.loading.checkpoint_types import SD2
 from sd.loading.diffusers_text_encoder import text_config_from_diffusers, text_encoder_to_diffusers
 from sd.loading.infer_config import infer_text_config
 from sd.loading.open_clip_text import transformers_to_open_clip

@@ -7,18 +7,16 @@ gz file following OpenAI's `simple_tokenizer.py`, independently of `transformer.
 from __future__ import annotations
 
 import gzip
-import json
 import random
 import time
 import unicodedata
-from pathlib import Path
 
 import pytest
 import torch
 
-from sd.errors import UserError
+from sd.loading.tokenizer_files import default_tokenizer
 from sd.paths import CLIP_BPE_PATH
-from transformer.clip_tokenizer import CLIPTokenizer, default_tokenizer
+from transformer.clip_tokenizer import CLIPTokenizer
 
 transformers = pytest.importorskip("transformers")
 
@@ -281,119 +279,11 @@ def test_decode_matches_reference(ours, reference):
         assert mine == theirs, _first_difference([str(b) for b in batch], mine, theirs)
 
 
-def test_save_pretrained_round_trip(ours, tmp_path):
-    ours.save_pretrained(tmp_path)
-    assert {p.name for p in tmp_path.iterdir()} >= {
-        "vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json",
-    }
-    again = CLIPTokenizer.from_pretrained(tmp_path)
-    theirs = transformers.CLIPTokenizer.from_pretrained(tmp_path)
-    prompts = PROMPTS[:300]
-    expected = ours(prompts)
-    assert torch.equal(again(prompts), expected)
-    padded = theirs(prompts, **PADDED, return_tensors="pt")
-    assert torch.equal(padded["input_ids"], expected)
-    assert again.encoder == ours.encoder and again.merges == ours.merges and again.max_length == 77
-
-
-def _write_sd_folder(
-    folder: Path, vocab: dict[str, int], merges: list, tokens_map: dict | None, config: dict
-) -> Path:
-    """A tokenizer folder laid out like a diffusers model's `tokenizer/` (written without our code)."""
-    folder.mkdir()
-    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-    merges_text = "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges)
-    (folder / "merges.txt").write_text(merges_text, encoding="utf-8")
-    if tokens_map is not None:
-        (folder / "special_tokens_map.json").write_text(json.dumps(tokens_map), encoding="utf-8")
-    (folder / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
-    return folder
-
-
-def _added(content: str, normalized: bool, **extra) -> dict:
-    flags = {"lstrip": False, "normalized": normalized, "rstrip": False, "single_word": False}
-    return {"content": content, **flags, **extra}
-
-
-# The layouts of real diffusers tokenizer folders: SD 1.x (special_tokens_map.json with
-# normalized=True entries and a plain pad string), SD 2.x (pad "!"), and a newer transformers
-# format with an `added_tokens_decoder` table (as in SDXL's tokenizer_2).
-SD_FOLDERS = {
-    "sd1": (
-        {"bos_token": _added("<|startoftext|>", True), "eos_token": _added("<|endoftext|>", True),
-         "pad_token": "<|endoftext|>", "unk_token": _added("<|endoftext|>", True)},
-        {"model_max_length": 77, "tokenizer_class": "CLIPTokenizer", "do_lower_case": True,
-         "pad_token": "<|endoftext|>",
-         "bos_token": {"__type": "AddedToken", **_added("<|startoftext|>", True)}},
-        49407,
-    ),
-    "sd2": (
-        {"bos_token": _added("<|startoftext|>", True), "eos_token": _added("<|endoftext|>", True),
-         "pad_token": "!", "unk_token": _added("<|endoftext|>", True)},
-        {"model_max_length": 77, "tokenizer_class": "CLIPTokenizer", "pad_token": "<|endoftext|>"},
-        0,
-    ),
-    "added_tokens_decoder": (
-        {"pad_token": "<|endoftext|>"},  # ignored by transformers when the table below exists
-        {"model_max_length": 77, "tokenizer_class": "CLIPTokenizer", "bos_token": "<|startoftext|>",
-         "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "pad_token": "!",
-         "added_tokens_decoder": {
-             "0": _added("!", False, special=True), "49406": _added("<|startoftext|>", True, special=True),
-             "49407": _added("<|endoftext|>", False, special=True)}},
-        0,
-    ),
-    "no_configs": (None, {}, 49407),
-}
-
-
-@pytest.mark.parametrize("layout", list(SD_FOLDERS))
-def test_diffusers_folder_layouts_match_reference(layout, vocab_and_merges, tmp_path):
-    tokens_map, config, pad_id = SD_FOLDERS[layout]
-    vocab, merges = vocab_and_merges
-    folder = _write_sd_folder(tmp_path / layout, vocab, merges, tokens_map, config)
-    mine = CLIPTokenizer.from_pretrained(folder)
-    theirs = transformers.CLIPTokenizer.from_pretrained(folder)
-    assert mine.pad_id == theirs.pad_token_id == pad_id
-    prompts = [
-        "hello! wow!!", "<|StartOfText|> <|ENDOFTEXT|> <|endoftext|>", "<|startoftext|>!", "a\u00a0b!c",
-        *PROMPTS[:200],
-    ]
-    expected = theirs(prompts, **PADDED)["input_ids"]
-    assert mine(prompts).tolist() == expected, _first_difference(prompts, mine(prompts).tolist(), expected)
-    # and what we save from it loads the same again, in transformers too
-    mine.save_pretrained(tmp_path / "saved")
-    resaved = transformers.CLIPTokenizer.from_pretrained(tmp_path / "saved")
-    assert resaved(prompts, **PADDED)["input_ids"] == expected
-
-
 def test_sd2_pad_token_is_configurable(vocab_and_merges):
     vocab, merges = vocab_and_merges
     sd2 = CLIPTokenizer(vocab, merges, pad_token="!")
     assert sd2.pad_id == 0
     assert sd2("a cat", max_length=6).tolist() == [[49406, 320, 2368, 49407, 0, 0]]
-
-
-@pytest.mark.parametrize("missing", ["vocab.json", "merges.txt"])
-def test_missing_tokenizer_file_is_a_user_error(ours, tmp_path, missing):
-    ours.save_pretrained(tmp_path)
-    (tmp_path / missing).unlink()
-    with pytest.raises(UserError, match=missing) as info:
-        CLIPTokenizer.from_pretrained(tmp_path)
-    assert "\n" not in str(info.value)
-
-
-def test_unreadable_tokenizer_file_is_a_user_error(ours, tmp_path):
-    ours.save_pretrained(tmp_path)
-    (tmp_path / "vocab.json").write_text("{not json", encoding="utf-8")
-    with pytest.raises(UserError, match="vocab.json") as info:
-        CLIPTokenizer.from_pretrained(tmp_path)
-    assert "\n" not in str(info.value)
-    with pytest.raises(UserError, match="nowhere"):
-        CLIPTokenizer.from_pretrained(tmp_path / "nowhere")
-
-
-def test_default_tokenizer_is_loaded_once():
-    assert default_tokenizer() is default_tokenizer()
 
 
 def test_a_thousand_prompts_are_fast(vocab_and_merges):

@@ -8,7 +8,7 @@ from sd.data.captions import canonical_caption
 from sd.data.dataset import combinations, generate, sample_scenes
 from sd.data.shapes import Scene, render
 from sd.data.vocabulary import COLOURS, HELD_OUT, POSITIONS, SHAPES, SIZES
-from transformer.clip_tokenizer import default_tokenizer
+from sd.loading.tokenizer_files import default_tokenizer
 
 
 def test_vocabulary_meets_the_minimums():

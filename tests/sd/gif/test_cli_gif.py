@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from sd.cli.main import main
+from sd.gif.sidecar import read_sidecar
 from tests.sd.gif.conftest import KEYFRAMES
 
 REPO = Path(__file__).resolve().parents[3]
@@ -36,6 +37,17 @@ def test_from_json_reproduces_the_file_byte_for_byte(tiny_file, tmp_path, capsys
     assert gif("--from-json", str(tmp_path / "first.gif.json"), "--out", str(again), "--no-cache",
                "--checkpoint", str(tiny_file)) == 0  # fmt: skip
     assert again.read_bytes() == first.read_bytes()
+
+
+def test_spacing_is_recorded_and_an_old_sidecar_means_leading(tiny_file, tmp_path):
+    out = tmp_path / "t.gif"
+    assert gif("0: a red circle", "2: a blue square", "--steps", "2", "--spacing", "trailing", "--out", str(out),
+               "--checkpoint", str(tiny_file), "--no-cache") == 0  # fmt: skip
+    record = json.loads((tmp_path / "t.gif.json").read_text())
+    assert record["settings"]["spacing"] == "trailing" and record["checkpoint"]["spacing"] == "trailing"
+    del record["settings"]["spacing"]  # as sidecars were written before --spacing: every sampler ran leading
+    (tmp_path / "old.json").write_text(json.dumps(record))
+    assert read_sidecar(tmp_path / "old.json")[1].spacing == "leading"
 
 
 def test_plain_prompts_spread_over_frames(tiny_file, tmp_path):

@@ -98,7 +98,7 @@ def test_adain_moves_in_betweens_only_and_keyframes_keep_their_pixels_and_keys(t
 
 
 def test_even_spacing_keeps_the_frame_count_and_the_keyframes_and_moves_the_weights(tiny_pipe):
-    plain, even = animation(tiny_pipe, batch=3), animation(tiny_pipe, batch=3, spacing="even", probes=3)
+    plain, even = animation(tiny_pipe, batch=3), animation(tiny_pipe, batch=3, frame_spacing="even", probes=3)
     assert len(even.frames) == len(plain.frames) == 7
     for i in (0, 3, 6):
         assert np.array_equal(np.asarray(plain.frames[i]), np.asarray(even.frames[i]))
@@ -113,10 +113,10 @@ def test_even_spacing_keeps_the_frame_count_and_the_keyframes_and_moves_the_weig
 def test_new_settings_round_trip_through_the_sidecar_byte_for_byte(tiny_file, tmp_path):
     first = tmp_path / "first.gif"
     common = ["--checkpoint", str(tiny_file), "--quiet"]
-    assert main(["gif", *KEYFRAMES.split("\n"), "--steps", "3", "--adain", "--spacing", "even", "--probes", "2",
+    assert main(["gif", *KEYFRAMES.split("\n"), "--steps", "3", "--adain", "--frame-spacing", "even", "--probes", "2",
                  "--out", str(first), "--cache-dir", str(tmp_path / "cache"), *common]) == 0  # fmt: skip
     record = json.loads((tmp_path / "first.gif.json").read_text())
-    assert record["settings"] | {"adain": True, "spacing": "even", "probes": 2} == record["settings"]
+    assert record["settings"] | {"adain": True, "frame_spacing": "even", "probes": 2} == record["settings"]
     again = tmp_path / "again.gif"
     assert main(["gif", "--from-json", str(tmp_path / "first.gif.json"), "--out", str(again), "--no-cache",
                  *common]) == 0  # fmt: skip
@@ -126,8 +126,8 @@ def test_new_settings_round_trip_through_the_sidecar_byte_for_byte(tiny_file, tm
     )
 
 
-@pytest.mark.parametrize("settings", [dict(adain=True, feedback=True), dict(spacing="even", feedback=True),
-                                      dict(spacing="evenly"), dict(probes=0)])  # fmt: skip
+@pytest.mark.parametrize("settings", [dict(adain=True, feedback=True), dict(frame_spacing="even", feedback=True),
+                                      dict(frame_spacing="evenly"), dict(probes=0)])  # fmt: skip
 def test_settings_that_cannot_work_are_refused_in_one_line(settings):
     with pytest.raises(UserError) as error:
         GifSettings(**settings).validate()

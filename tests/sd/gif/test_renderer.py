@@ -6,7 +6,10 @@ from PIL import Image
 
 from sd.gif.animate import animate
 from sd.gif.keyframes import parse_keyframes
+from sd.gif.renderer import FrameRenderer
 from sd.gif.settings import DEFAULT_BRANCH, GifSettings
+from sd.gif.timeline import FrameSpec
+from sd.samplers.spacing import SPACINGS
 from tests.sd.gif.conftest import KEYFRAMES
 
 FAST = dict(steps=6)
@@ -84,3 +87,16 @@ def test_max_jump_inserts_frames_until_no_step_is_above_it(tiny_pipe):
     assert len(refined.frames) > len(plain.frames)
     assert all(s.max <= limit for s in refined.smoothness) or len(refined.frames) == 1000
     assert [s.weight for s in refined.specs if s.weight == 0.0] == [0.0] * 3  # keyframes kept, once each
+
+
+def test_frame_keys_cover_the_spacing(tiny_pipe):
+    """Another spacing is another frame; leading keeps the keys frames were cached under before it could change."""
+    keyframes = parse_keyframes(KEYFRAMES)
+
+    def renderer(spacing):
+        return FrameRenderer(tiny_pipe, keyframes, GifSettings(**FAST, spacing=spacing), weights_sha256="w")
+
+    keys = {spacing: renderer(spacing).keys.key(FrameSpec(0, 0, 0.0)) for spacing in (None, *SPACINGS)}
+    assert keys[None] == keys["linspace"]  # dpmpp_2m's default: the tiny model's config names no spacing
+    assert len({keys[spacing] for spacing in SPACINGS}) == len(SPACINGS)
+    assert "timesteps" not in renderer("leading").base and "timesteps" in renderer("trailing").base

@@ -2,8 +2,8 @@
 
 import pytest
 
-from sd.prune.plan import PrunePlan
 from tests.tiny_checkpoint import tiny_checkpoint
+from unet.pruned import PrunePlan
 
 # Every kind of cut: ResBlocks dropped with an identity skip (input_blocks.1.0) and a 1x1-conv skip
 # (output_blocks.0.0), a whole SpatialTransformer, each kind of sub-layer, GroupNorm groups, heads, FF groups.

@@ -7,7 +7,7 @@ import pytest
 from sd.prune.allocation import allocate, layer_options
 from sd.prune.sensitivity import LayerSensitivity, Sensitivity, curve_points
 from sd.prune.surgery import param_count, prune_unet
-from sd.prune.units import prunable_layers
+from unet.pruned import prunable_layers
 
 
 def synthetic(unet, seed: int, free: str | None = None) -> Sensitivity:
@@ -44,8 +44,8 @@ def test_a_free_layer_is_dropped_first(checkpoint):
 
 
 def test_transferred_plan_keeps_the_proportions_and_hits_the_target(checkpoint):
-    from sd.prune.plan import PrunePlan
     from sd.prune.transfer import kind_fractions, transferred_plan
+    from unet.pruned import PrunePlan
 
     unet = checkpoint.unet
     source = PrunePlan(drop=("middle_block.1",), remove={"output_blocks.1.0": tuple(range(16))})

@@ -10,9 +10,8 @@ from sd.cli.main import main
 from sd.errors import UserError
 from sd.loading.checkpoint import load_checkpoint
 from sd.loading.diffusers_folder import save_diffusers_folder
-from sd.loading.original import save_original
+from sd.loading.original import PLAN_KEY, save_original
 from sd.loading.read import safetensors_metadata
-from sd.prune.plan import PLAN_KEY
 from sd.prune.surgery import param_count, prune_unet
 from tests.sd.prune.conftest import EVERY_KIND
 
@@ -48,6 +47,18 @@ def test_a_tampered_pruned_file_is_refused(pruned_file, tmp_path):
     save_file(tensors, tmp_path / "bad.safetensors", metadata=metadata)
     with pytest.raises(UserError, match="shape mismatch"):
         load_checkpoint(tmp_path / "bad.safetensors")
+
+
+@pytest.mark.parametrize(
+    "plan, message",
+    [("{not json", "not a prune plan"), ('{"drop": ["input_blocks.0.0"], "remove": {}}', "is not a prunable layer")],
+)
+def test_a_file_whose_plan_does_not_fit_is_a_user_error(pruned_file, tmp_path, plan, message):
+    _, path = pruned_file
+    save_file(load_file(path), tmp_path / "bad.safetensors", metadata={**safetensors_metadata(path), PLAN_KEY: plan})
+    with pytest.raises(UserError, match=message) as error:
+        load_checkpoint(tmp_path / "bad.safetensors")
+    assert str(error.value).startswith(str(tmp_path / "bad.safetensors"))
 
 
 def test_no_diffusers_layout_for_pruned_unets(pruned_file, tmp_path):

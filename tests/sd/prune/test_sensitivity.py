@@ -4,13 +4,12 @@ import pytest
 import torch
 
 from sd.eval.held_out import HeldOutBatch, denoising_loss
-from sd.prune.plan import PrunePlan
 from sd.prune.sensitivity import curve_points, measure, run_sensitivity, taylor_scores
 from sd.prune.surgery import prune_unet
-from sd.prune.units import prunable_layers
 from tests.random_weights import randomize_
 from unet.config import UNetConfig
 from unet.model import UNetModel
+from unet.pruned import PrunePlan, prunable_layers
 
 # One level, one ResBlock down, two up, a transformer in each: 10 layers, a few seconds for the sweep.
 MICRO = UNetConfig(model_channels=32, channel_mult=(1,), num_res_blocks=1, attention_resolutions=(1,), num_heads=2,
@@ -60,7 +59,7 @@ def test_sweep_covers_every_layer_and_curve(setup):
 
 def test_a_pruned_model_can_be_measured_and_pruned_again(setup, tmp_path):
     """Iterative pruning: sensitivities of a pruned UNet, and a second cut recorded in the original numbering."""
-    from sd.prune.surgery import build_pruned_unet
+    from unet.pruned import build_pruned_unet
 
     unet, batch = setup
     first = PrunePlan(drop=("output_blocks.0.1.transformer_blocks.0.ff",), remove={"middle_block.0": (0, 5)})

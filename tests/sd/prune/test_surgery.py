@@ -5,9 +5,9 @@ import torch
 
 from sd.errors import UserError
 from sd.prune.masking import nonzero_params, removed_masks, torch_masked, zeroed
-from sd.prune.plan import PrunePlan
 from sd.prune.surgery import param_count, prune_unet
 from tests.sd.prune.conftest import DROPS_ONLY, EVERY_KIND
+from unet.pruned import PrunePlan
 
 # Removing channels changes only the order of a convolution's or matmul's sums: outputs (|eps| ~ 1) then
 # agree to float32 rounding. Measured max |difference| 7.6e-7; the tolerance leaves 10x room.
@@ -71,6 +71,6 @@ def test_plan_json_round_trip_and_normalisation():
     plan = PrunePlan(drop=("middle_block.1", "middle_block.1.transformer_blocks.0.ff"),
                      remove={"middle_block.1.transformer_blocks.0.attn1": (1,), "middle_block.0": (3, 1, 3)})
     expected = PrunePlan(drop=("middle_block.1",), remove={"middle_block.0": (1, 3)})
-    assert PrunePlan.from_json(plan.to_json(), "test") == expected
-    with pytest.raises(UserError, match="not a prune plan"):
-        PrunePlan.from_json('{"drop": []}', "plan.json")
+    assert PrunePlan.from_json(plan.to_json()) == expected
+    with pytest.raises(ValueError, match="not a prune plan"):
+        PrunePlan.from_json('{"drop": []}')

@@ -54,12 +54,13 @@ def rel_error(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).abs().max() / b.abs().max().clamp(min=1e-12)).item()
 
 
-def walk(mine, ref, timesteps, x_mine, x_ref) -> None:
+def walk(mine, ref, timesteps, x_mine, x_ref, **step_options) -> None:
+    """Both samplers over `timesteps`; `step_options` go to diffusers' step (TCD's eta, as the pipeline passes it)."""
     gens_mine, gens_ref = generators(), generators()
     for i, t in enumerate(timesteps):
         assert torch.equal(mine.scale_model_input(x_mine, t), x_mine)
         x_mine = mine.step(fake_unet(x_mine, t), t, x_mine, generator=gens_mine)
-        x_ref = ref.step(fake_unet(x_ref, t), t, x_ref, generator=gens_ref, return_dict=False)[0]
+        x_ref = ref.step(fake_unet(x_ref, t), t, x_ref, generator=gens_ref, return_dict=False, **step_options)[0]
         error = rel_error(x_mine, x_ref)
         assert error <= MAX_REL_ERROR, f"step {i} (t={int(t)}): rel error {error:.2e}"
     for g_mine, g_ref in zip(gens_mine, gens_ref, strict=True):  # same draws, so later seeds line up
@@ -114,9 +115,12 @@ def test_txt2img_trajectory(steps, prediction_type):
 
 
 @pytest.mark.parametrize("steps", [2, 4, 8])
-def test_img2img_trajectory(steps, strength: float = 0.6):
+def test_img2img_trajectory(steps):
+    img2img_walk(make_sampler("lcm"), reference(), steps)
+
+
+def img2img_walk(mine, ref, steps: int, strength: float = 0.6, **step_options) -> None:
     """StableDiffusionImg2ImgPipeline's way: full timesteps, then the tail from a begin index, noised there."""
-    mine, ref = make_sampler("lcm"), reference()
     mine.set_timesteps(steps)
     ref.set_timesteps(steps)
     t_start = steps - min(int(steps * strength), steps)
@@ -128,7 +132,7 @@ def test_img2img_trajectory(steps, strength: float = 0.6):
     x_mine = mine.add_noise(init, noise, timesteps[:1].repeat(SHAPE[0]))
     x_ref = ref.add_noise(init, noise, timesteps[:1].repeat(SHAPE[0]))
     assert torch.equal(x_mine, x_ref)
-    walk(mine, ref, timesteps, x_mine, x_ref)
+    walk(mine, ref, timesteps, x_mine, x_ref, **step_options)
 
 
 def test_injected_noise_comes_from_the_generators():

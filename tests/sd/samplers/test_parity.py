@@ -1,13 +1,18 @@
-"""Every sampler against the diffusers scheduler it reimplements, step by step, under SD 1.5's scheduler config.
+"""Every sampler against the diffusers scheduler it reimplements, step by step, for every timestep spacing.
 
 The "UNet" is a fixed function of (scaled input, t), so both sides see the same model output whenever their
 states agree; any divergence in timesteps, sigmas, scaling, step arithmetic, noise draws or generator use
 shows up as a relative error above 1e-6 at the first step where it happens.
+
+diffusers' side is built as its users build it: `X.from_config(config)` from SD 1.5's published scheduler
+config, with `timestep_spacing` added for each spacing, and (the defaults case) from the PNDMScheduler that
+config loads into, whose `from_config` leaves the spacing to each scheduler's own default.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 import torch
@@ -17,16 +22,20 @@ from diffusers import (
     DPMSolverMultistepScheduler,
     EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
+    PNDMScheduler,
 )
 from diffusers.utils.torch_utils import randn_tensor as diffusers_randn_tensor
 
 from sd.bench.reference import DPMPP_2M_OPTIONS
 from sd.samplers import make_sampler
 from sd.samplers.noise import randn_tensor
+from sd.samplers.spacing import SD15_TIMESTEPS, SPACINGS, TimestepConfig
 
-# SD 1.5's published scheduler config (runwayml/stable-diffusion-v1-5, scheduler/scheduler_config.json).
+# SD 1.5's published scheduler config (runwayml/stable-diffusion-v1-5, scheduler/scheduler_config.json), as
+# published: it names no timestep_spacing and no prediction_type.
 SD15_SCHEDULER_CONFIG = {
     "_class_name": "PNDMScheduler",
+    "_diffusers_version": "0.6.0",
     "beta_start": 0.00085,
     "beta_end": 0.012,
     "beta_schedule": "scaled_linear",
@@ -35,8 +44,6 @@ SD15_SCHEDULER_CONFIG = {
     "skip_prk_steps": True,
     "steps_offset": 1,
     "clip_sample": False,
-    "prediction_type": "epsilon",
-    "timestep_spacing": "leading",
     "trained_betas": None,
 }
 REFERENCES = {
@@ -50,24 +57,29 @@ STOCHASTIC = {"ddpm", "euler_a"}  # plus ddim with eta > 0
 SHAPE = (3, 4, 8, 8)
 SEEDS = (11, 22, 33)
 MAX_REL_ERROR = 1e-6
+STEPS = (1, 2, 4, 25)
+PREDICTION_TYPES = ("epsilon", "v_prediction")
 
-# (sampler, steps, eta): every sampler at several step counts, DDIM with and without noise.
-CASES = [(name, steps, 0.0) for name in REFERENCES for steps in (1, 4, 25, 50)]
-CASES += [("ddim", steps, 1.0) for steps in (1, 4, 25, 50)]
-
-
-def case_id(case: tuple[str, int, float]) -> str:
-    name, steps, eta = case
-    return f"{name}-{steps}" + (f"-eta{eta:g}" if name == "ddim" else "")
+# (sampler, spacing, steps, eta): every sampler, spacing and step count, DDIM with and without noise.
+CASES = [(name, spacing, steps, 0.0) for name in REFERENCES for spacing in SPACINGS for steps in STEPS]
+CASES += [("ddim", spacing, steps, 1.0) for spacing in SPACINGS for steps in STEPS]
 
 
-def reference(name: str, prediction_type: str = "epsilon"):
-    cls, options = REFERENCES[name]
-    return cls.from_config({**SD15_SCHEDULER_CONFIG, "prediction_type": prediction_type}, **options)
+def case_id(case: tuple[str, str, int, float]) -> str:
+    name, spacing, steps, eta = case
+    return f"{name}-{spacing}-{steps}" + (f"-eta{eta:g}" if name == "ddim" else "")
 
 
-def ours(name: str, eta: float, prediction_type: str = "epsilon"):
-    return make_sampler(name, prediction_type=prediction_type, **({"eta": eta} if name == "ddim" else {}))
+def reference(name: str, spacing: str, prediction_type: str = "epsilon", **options: object):
+    cls, defaults = REFERENCES[name]
+    config = {**SD15_SCHEDULER_CONFIG, "timestep_spacing": spacing, "prediction_type": prediction_type}
+    return cls.from_config(config, **defaults, **options)
+
+
+def ours(name: str, spacing: str | None, eta: float, prediction_type: str = "epsilon", **options: object):
+    config = replace(SD15_TIMESTEPS, spacing=spacing)
+    options |= {"eta": eta} if name == "ddim" else {}
+    return make_sampler(name, timestep_config=config, prediction_type=prediction_type, **options)
 
 
 def generators() -> list[torch.Generator]:
@@ -107,13 +119,23 @@ def run_both(name: str, eta: float, mine, ref, timesteps_mine, timesteps_ref, x_
         assert torch.isfinite(x_mine).all()
     for g_mine, g_ref in zip(gens_mine, gens_ref, strict=True):  # same number of draws, so later seeds line up
         assert torch.equal(g_mine.get_state(), g_ref.get_state())
+    print(f"{name} {mine.spacing} {len(errors)} steps {mine.prediction_type}: max rel error {max(errors):.2e}")
     return errors
+
+
+def txt2img_trajectory(name: str, eta: float, mine, ref, steps: int) -> list[float]:
+    mine.set_timesteps(steps)
+    ref.set_timesteps(steps)
+    x_mine = randn_tensor(SHAPE, generators(), torch.float32, "cpu") * mine.init_noise_sigma
+    x_ref = diffusers_randn_tensor(SHAPE, generator=generators(), dtype=torch.float32) * ref.init_noise_sigma
+    assert torch.equal(x_mine, x_ref)
+    return run_both(name, eta, mine, ref, mine.timesteps, ref.timesteps, x_mine, x_ref)
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_timesteps_init_sigma_and_sigmas(case):
-    name, steps, eta = case
-    mine, ref = ours(name, eta), reference(name)
+    name, spacing, steps, eta = case
+    mine, ref = ours(name, spacing, eta), reference(name, spacing)
     mine.set_timesteps(steps)
     ref.set_timesteps(steps)
     assert torch.equal(mine.timesteps, ref.timesteps) and mine.timesteps.dtype == ref.timesteps.dtype
@@ -124,23 +146,31 @@ def test_timesteps_init_sigma_and_sigmas(case):
         assert torch.equal(mine.sigmas, ref.sigmas)
 
 
+@pytest.mark.parametrize("prediction_type", PREDICTION_TYPES)
 @pytest.mark.parametrize("case", CASES, ids=case_id)
-def test_txt2img_trajectory(case):
-    name, steps, eta = case
-    mine, ref = ours(name, eta), reference(name)
-    mine.set_timesteps(steps)
-    ref.set_timesteps(steps)
-    x_mine = randn_tensor(SHAPE, generators(), torch.float32, "cpu") * mine.init_noise_sigma
-    x_ref = diffusers_randn_tensor(SHAPE, generator=generators(), dtype=torch.float32) * ref.init_noise_sigma
-    assert torch.equal(x_mine, x_ref)
-    run_both(name, eta, mine, ref, mine.timesteps, ref.timesteps, x_mine, x_ref)
+def test_txt2img_trajectory(case, prediction_type):
+    name, spacing, steps, eta = case
+    mine, ref = ours(name, spacing, eta, prediction_type), reference(name, spacing, prediction_type)
+    txt2img_trajectory(name, eta, mine, ref, steps)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c[1] > 1], ids=case_id)
+@pytest.mark.parametrize("steps", STEPS)
+@pytest.mark.parametrize("name", list(REFERENCES))
+def test_defaults_as_a_diffusers_user_gets_them(name, steps):
+    """SD 1.5's folder names no spacing: diffusers' `X.from_config(pipe.scheduler.config)` then gives each
+    scheduler its own default (linspace for Euler and DPM-Solver), and so does our config read from it."""
+    cls, options = REFERENCES[name]
+    ref = cls.from_config(PNDMScheduler.from_config(SD15_SCHEDULER_CONFIG).config, **options)
+    mine = make_sampler(name, timestep_config=TimestepConfig.from_diffusers(SD15_SCHEDULER_CONFIG))
+    assert mine.spacing == ref.config.timestep_spacing == ("leading" if name in ("ddpm", "ddim") else "linspace")
+    txt2img_trajectory(name, 0.0, mine, ref, steps)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c[2] > 1], ids=case_id)
 def test_img2img_trajectory(case, strength: float = 0.6):
     """begin index + add_noise + the rest of the trajectory, as StableDiffusionImg2ImgPipeline does them."""
-    name, steps, eta = case
-    mine, ref = ours(name, eta), reference(name)
+    name, spacing, steps, eta = case
+    mine, ref = ours(name, spacing, eta), reference(name, spacing)
     mine.set_timesteps(steps)
     ref.set_timesteps(steps)
     init_timestep = min(int(steps * strength), steps)
@@ -160,21 +190,12 @@ def test_img2img_trajectory(case, strength: float = 0.6):
     run_both(name, eta, mine, ref, timesteps_mine, timesteps_ref, x_mine, x_ref)
 
 
-@pytest.mark.parametrize("name", list(REFERENCES))
-def test_v_prediction_trajectory(name):
-    mine, ref = ours(name, 1.0, "v_prediction"), reference(name, "v_prediction")
-    mine.set_timesteps(20)
-    ref.set_timesteps(20)
-    x = randn_tensor(SHAPE, generators(), torch.float32, "cpu")
-    run_both(name, 1.0, mine, ref, mine.timesteps, ref.timesteps, x * mine.init_noise_sigma, x * ref.init_noise_sigma)
-
-
 @pytest.mark.parametrize("name", ["ddpm", "ddim", "euler_a"])
 def test_stochastic_samplers_use_the_generators(name):
     """Guards the parity tests against passing vacuously: other seeds must give another image."""
 
     def final(seed_offset: int) -> torch.Tensor:
-        sampler = ours(name, 1.0)
+        sampler = ours(name, None, 1.0)
         sampler.set_timesteps(10)
         x = randn_tensor(SHAPE, generators(), torch.float32, "cpu") * sampler.init_noise_sigma
         gens = [torch.Generator().manual_seed(s + seed_offset) for s in SEEDS]
@@ -188,9 +209,26 @@ def test_stochastic_samplers_use_the_generators(name):
 
 def test_ddpm_fixed_large_variance():
     """Ho et al.'s other choice, sigma_t^2 = beta_t, as diffusers' variance_type="fixed_large"."""
-    mine = make_sampler("ddpm", variance_type="fixed_large")
-    ref = DDPMScheduler.from_config(SD15_SCHEDULER_CONFIG, variance_type="fixed_large")
-    mine.set_timesteps(25)
-    ref.set_timesteps(25)
-    x = randn_tensor(SHAPE, generators(), torch.float32, "cpu")
-    run_both("ddpm", 0.0, mine, ref, mine.timesteps, ref.timesteps, x, x.clone())
+    mine = ours("ddpm", "leading", 0.0, variance_type="fixed_large")
+    ref = reference("ddpm", "leading", variance_type="fixed_large")
+    txt2img_trajectory("ddpm", 0.0, mine, ref, 25)
+
+
+@pytest.mark.parametrize("name", ["ddim", "euler", "dpmpp_2m"])
+def test_the_spacings_differ(name):
+    """Guards the spacing parity against passing vacuously: each spacing visits other timesteps."""
+    visited = []
+    for spacing in SPACINGS:
+        sampler = ours(name, spacing, 0.0)
+        sampler.set_timesteps(4)
+        visited.append(sampler.timesteps.tolist())
+    assert len({tuple(v) for v in visited}) == len(SPACINGS)
+
+
+def test_ddim_set_alpha_to_one():
+    """diffusers' default (a config without the key) ends DDIM at abar = 1; SD 1.5's config at abar_0."""
+    config = {**SD15_SCHEDULER_CONFIG, "timestep_spacing": "trailing"}
+    config.pop("set_alpha_to_one")
+    mine = make_sampler("ddim", timestep_config=TimestepConfig.from_diffusers(config))
+    assert mine.timestep_config.set_alpha_to_one and float(mine.final_alpha_cumprod) == 1.0
+    txt2img_trajectory("ddim", 0.0, mine, DDIMScheduler.from_config(config), 4)

@@ -1,0 +1,99 @@
+"""Distillation of the shipped model (sd/train/distill.py): a short run makes the student more self-consistent,
+both stages resume and write student files, and 2 ranks under torchrun equal one process."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from sd.loading.checkpoint import load_checkpoint
+from sd.loading.student import student_info
+from sd.paths import DEFAULT_CHECKPOINT
+from sd.train import distill
+
+REPO = Path(__file__).resolve().parents[3]
+SELF_CONSISTENCY = "val: self-consistency (fixed batch)"
+SMALL = ["--train-size", "256", "--batch", "16", "--val-prompts", "0", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("distill")
+    args = ["--out", str(out), "--consistency-steps", "30", "--adversarial-steps", "4", "--save-every", "15",
+            "--lr", "5e-4", "--latent-cache", str(out / "cache"), *SMALL]  # fmt: skip
+    return out, args, distill.train(distill.parse_args(args))
+
+
+def test_a_short_consistency_run_lowers_its_loss(short_run):
+    out, _, _ = short_run
+    state = torch.load(out / "stage1-consistency" / "state.pt", weights_only=True)
+    losses = [loss for _, loss in state["history"][SELF_CONSISTENCY]]
+    print("self-consistency at 0, 15, 30 iterations:", losses)
+    assert [step for step, _ in state["history"][SELF_CONSISTENCY]] == [0, 15, 30]
+    assert losses[-1] < 0.8 * losses[0], losses
+    assert (out / "stage1-consistency" / "loss.png").exists()
+
+
+def test_both_stages_write_students_that_load_as_the_base_model(short_run):
+    out, _, result = short_run
+    base = load_checkpoint(DEFAULT_CHECKPOINT)
+    for name, steps, trained in (("stage1-consistency", 4, result["consistency"]),
+                                 ("stage2-adversarial", 1, result["adversarial"])):  # fmt: skip
+        path = out / f"{name}.safetensors"
+        info = student_info(path)
+        assert info.base == DEFAULT_CHECKPOINT.name and (info.defaults.sampler, info.defaults.steps) == ("lcm", steps)
+        assert info.defaults.guidance == 1.0 and info.recipe["iterations"] == info.recipe["of"]
+        student = load_checkpoint(path)
+        assert student.defaults == info.defaults and student.name == path.name
+        assert all(torch.equal(v, base.vae.state_dict()[k]) for k, v in student.vae.state_dict().items())
+        for key, value in trained.state_dict().items():  # the shipped (EMA) weights, stored in fp16
+            assert torch.equal(student.unet.state_dict()[key], value.half().float()), key
+    assert path.stat().st_size < 9 * 2**20  # the UNet alone, fp16
+
+
+def test_a_rerun_resumes_instead_of_starting_over(short_run):
+    out, args, _ = short_run
+    before = torch.load(out / "stage2-adversarial" / "state.pt", weights_only=True)
+    distill.train(distill.parse_args([*args, "--adversarial-steps", "6"]))
+    after = torch.load(out / "stage2-adversarial" / "state.pt", weights_only=True)
+    assert (before["step"], after["step"]) == (4, 6)
+    stage1 = torch.load(out / "stage1-consistency" / "state.pt", weights_only=True)
+    assert stage1["step"] == 30 and [s for s, _ in stage1["history"][SELF_CONSISTENCY]] == [0, 15, 30]
+
+
+def run(command: list[str]) -> str:
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+LR, STEPS = 1e-3, 2
+
+
+def test_two_ranks_under_torchrun_equal_one_process(tmp_path):
+    args = ["--consistency-steps", str(STEPS), "--adversarial-steps", str(STEPS), "--save-every", str(STEPS),
+            "--lr", str(LR), "--gen-lr", str(LR), "--disc-lr", str(LR), "--train-size", "64", "--batch", "8",
+            "--val-prompts", "0", "--device", "cpu", "--no-latent-cache"]  # fmt: skip
+    module = ["-m", "sd.train.distill"]
+    single = run([sys.executable, *module, "--out", str(tmp_path / "one"), *args])
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    double = run([*torchrun, *module, "--out", str(tmp_path / "two"), *args])
+    assert double.count("max weight difference across 2 ranks = 0") == 2, double[-2000:]  # after each stage
+    assert "ranks identical" not in single
+    # As in test_training.py: Adam moves an element by about lr per step whatever its gradient, so elements
+    # with ~0 gradient may differ by rounding; almost all must agree, none beyond Adam's bound.
+    bound = 2 * LR * STEPS
+    for stage, key in (("stage1-consistency", "student"), ("stage2-adversarial", "generator"),
+                       ("stage2-adversarial", "discriminator")):  # fmt: skip
+        one = torch.load(tmp_path / "one" / stage / "state.pt", weights_only=True)[key]
+        two = torch.load(tmp_path / "two" / stage / "state.pt", weights_only=True)[key]
+        off = total = 0
+        for name in one:
+            difference = (two[name] - one[name]).abs()
+            assert difference.max() <= bound, (stage, key, name, difference.max().item())
+            off += int((difference > 1e-5).sum())
+            total += difference.numel()
+        print(f"{stage} {key}: {off} of {total} elements differ by more than 1e-5")
+        assert off / total < 0.01
