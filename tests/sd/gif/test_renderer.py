@@ -99,4 +99,4 @@ def test_frame_keys_cover_the_spacing(tiny_pipe):
     keys = {spacing: renderer(spacing).keys.key(FrameSpec(0, 0, 0.0)) for spacing in (None, *SPACINGS)}
     assert keys[None] == keys["linspace"]  # dpmpp_2m's default: the tiny model's config names no spacing
     assert len({keys[spacing] for spacing in SPACINGS}) == len(SPACINGS)
-    assert "timesteps" not in renderer("leading").base and "timesteps" in renderer("trailing").base
+    assert "timesteps" not in renderer("leading").keys.base and "timesteps" in renderer("trailing").keys.base
