@@ -73,7 +73,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     bases = [name for name in SHIPPED_MODELS if not name.endswith("-distilled")]
     p.add_argument("--base", default="tiny-shapes", help=f"the teacher: {' or '.join(bases)}, or a .safetensors path")
     p.add_argument("--out", type=Path, help="folder for states, students and curves (default outputs/distill/BASE)")
-    p.add_argument("--consistency-steps", type=int, default=3000, help="stage 1 iterations")
+    p.add_argument("--consistency-steps", type=int, default=4000, help="stage 1 iterations")
     p.add_argument("--adversarial-steps", type=int, default=500, help="stage 2 iterations (0: no stage 2)")
     p.add_argument("--stop-after", type=int, default=None,
                    help="stop (and save) after this many iterations of both stages together (stage 1's first); "
@@ -81,7 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=64, help="global batch, split across ranks")
     p.add_argument("--guidance", type=float, default=5.0,
                    help="teacher's guidance w, baked in: eps_u + w (eps_c - eps_u)")  # fmt: skip
-    p.add_argument("--lr", type=float, default=1e-4, help="stage 1 peak learning rate")
+    p.add_argument("--lr", type=float, default=5e-5, help="stage 1 peak learning rate")
     p.add_argument("--ema-decay", type=float, default=0.95, help="stage 1 target network (EMA) decay; it is shipped")
     p.add_argument("--gen-lr", type=float, default=2e-5, help="stage 2 generator learning rate")
     p.add_argument("--disc-lr", type=float, default=1e-4, help="stage 2 discriminator learning rate")
@@ -343,6 +343,7 @@ def train_adversarial(args, s: Setup, init: nn.Module) -> nn.Module:
     d = s.d
     stage = Stage(args, s, "stage2-adversarial", args.consistency_steps, args.adversarial_steps, STAGE2_DEFAULTS)
     generator = copy.deepcopy(init).train().requires_grad_(True)
+    torch.manual_seed(args.seed)  # the discriminator's new head: the same initial weights in every run and process
     discriminator = Discriminator(s.base.unet).to(d.device).train().requires_grad_(True)
     ema = EMA(generator, args.gen_ema_decay)
     opt_g = torch.optim.AdamW(generator.parameters(), lr=args.gen_lr, betas=(0.5, 0.999), weight_decay=0.0)
