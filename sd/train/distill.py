@@ -92,7 +92,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gen-ema-decay", type=float, default=0.99, help="stage 2 generator EMA decay; it is shipped")
     p.add_argument("--train-size", type=int, default=40000, help="training images (the shipped model's 40000)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--save-every", type=int, default=250, help="save, validate and log every this many iterations")
+    p.add_argument("--save-every", type=int, default=250, help="save the state and the students every this many")
+    p.add_argument("--val-every", type=int, default=None,
+                   help="validate and log every this many iterations, a multiple of --save-every (default: the same)")
     p.add_argument("--val-prompts", type=int, default=32, help="held-in prompts judged at 1/2/4 steps (0: none)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--tf32", action="store_true", help="allow TF32 matrix products on CUDA (faster, ~1e-3 error)")
@@ -104,6 +106,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             raise UserError(f"--{flag.replace('_', '-')} must be at least 1")
     if args.adversarial_steps < 0 or args.val_prompts < 0:
         raise UserError("--adversarial-steps and --val-prompts must be >= 0")
+    args.val_every = args.val_every or args.save_every
+    if args.val_every % args.save_every:
+        raise UserError(f"--val-every {args.val_every} must be a multiple of --save-every {args.save_every}")
     return args
 
 
@@ -257,7 +262,19 @@ class Stage:
             self.history.setdefault(key, []).append((step, value))
 
     def checkpoint(self, step: int, modules: dict[str, object], shipped: nn.Module, recipe: dict) -> None:
-        """Validate `shipped`, save the state, write the student and the curves, and log s/iteration."""
+        """Save the state and write the student; every --val-every also validate `shipped`, log and draw curves."""
+        s, args = self.s, self.args
+        if step % args.val_every == 0 or step == self.end():
+            self.validate(step, shipped)
+        save_state(self.folder / "state.pt", {**{k: m.state_dict() for k, m in modules.items()},
+                   "history": self.history, "scores": self.scores, "step": step,
+                   "base_sha256": file_sha256(s.base_path)})  # fmt: skip
+        recipe = recipe | {"iterations": step, "of": self.steps, "batch": args.batch, "train_size": args.train_size,
+                           "seed": args.seed}  # fmt: skip
+        save_student(shipped, args.out / f"{self.name}.safetensors", s.base_path, self.defaults, recipe)
+
+    def validate(self, step: int, shipped: nn.Module) -> None:
+        """The probes and the judge's scores of `shipped`, the curves, and a log line with s/iteration."""
         s, args, mode = self.s, self.args, shipped.training
         distance = probe_distance(shipped, s.probe, s.alphas_cumprod)
         consistency = self_consistency(shipped, s, args.guidance)
@@ -273,12 +290,6 @@ class Stage:
                 self.scores[f"val {n} step{'s' * (n > 1)}"].append((step, score))
             line += ", all five right at " + " / ".join(f"{n}: {v:.0%}" for n, v in scores.items()) + " steps"
         shipped.train(mode)
-        save_state(self.folder / "state.pt", {**{k: m.state_dict() for k, m in modules.items()},
-                   "history": self.history, "scores": self.scores, "step": step,
-                   "base_sha256": file_sha256(s.base_path)})  # fmt: skip
-        recipe = recipe | {"iterations": step, "of": self.steps, "batch": args.batch, "train_size": args.train_size,
-                           "seed": args.seed}  # fmt: skip
-        save_student(shipped, args.out / f"{self.name}.safetensors", s.base_path, self.defaults, recipe)
         plot_curves(self.history, self.folder / "loss.png", f"{self.name}: training losses and the 1-step probe")
         if any(self.scores.values()):
             plot_curves(self.scores, self.folder / "adherence.png", f"{self.name}: held-in prompts, LCM sampler",
