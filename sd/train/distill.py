@@ -74,7 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     bases = [name for name in SHIPPED_MODELS if not name.endswith("-distilled")]
     p.add_argument("--base", default="tiny-shapes", help=f"the teacher: {' or '.join(bases)}, or a .safetensors path")
     p.add_argument("--out", type=Path, help="folder for states, students and curves (default outputs/distill/BASE)")
-    p.add_argument("--consistency-steps", type=int, default=3000, help="stage 1 iterations")
+    p.add_argument("--consistency-steps", type=int, default=4000, help="stage 1 iterations")
     p.add_argument("--adversarial-steps", type=int, default=500, help="stage 2 iterations (0: no stage 2)")
     p.add_argument("--stop-after", type=int, default=None,
                    help="stop (and save) after this many iterations of both stages together (stage 1's first); "
@@ -82,8 +82,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=64, help="global batch, split across ranks")
     p.add_argument("--guidance", type=float, default=5.0,
                    help="teacher's guidance w, baked in: eps_u + w (eps_c - eps_u)")  # fmt: skip
-    p.add_argument("--lr", type=float, default=1e-4, help="stage 1 peak learning rate")
-    p.add_argument("--ema-decay", type=float, default=0.95, help="stage 1 target network (EMA) decay; it is shipped")
+    p.add_argument("--lr", type=float, default=5e-5, help="stage 1 peak learning rate")
+    p.add_argument("--ema-decay", type=float, default=0.95, help="stage 1 target network (EMA) decay, as LCM")
+    p.add_argument("--ship-ema-decay", type=float, default=0.999, help="stage 1 EMA that ships; stage 2 starts from it")
     p.add_argument("--gen-lr", type=float, default=2e-5, help="stage 2 generator learning rate")
     p.add_argument("--disc-lr", type=float, default=1e-4, help="stage 2 discriminator learning rate")
     p.add_argument("--w-adv", type=float, default=0.1, help="stage 2 weight of the adversarial term")
@@ -92,7 +93,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gen-ema-decay", type=float, default=0.99, help="stage 2 generator EMA decay; it is shipped")
     p.add_argument("--train-size", type=int, default=40000, help="training images (the shipped model's 40000)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--save-every", type=int, default=250, help="save, validate and log every this many iterations")
+    p.add_argument("--save-every", type=int, default=250, help="save the state and the students every this many")
+    p.add_argument("--val-every", type=int, default=None,
+                   help="validate and log every this many iterations, a multiple of --save-every (default: the same)")
     p.add_argument("--val-prompts", type=int, default=32, help="held-in prompts judged at 1/2/4 steps (0: none)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--tf32", action="store_true", help="allow TF32 matrix products on CUDA (faster, ~1e-3 error)")
@@ -104,6 +107,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             raise UserError(f"--{flag.replace('_', '-')} must be at least 1")
     if args.adversarial_steps < 0 or args.val_prompts < 0:
         raise UserError("--adversarial-steps and --val-prompts must be >= 0")
+    args.val_every = args.val_every or args.save_every
+    if args.val_every % args.save_every:
+        raise UserError(f"--val-every {args.val_every} must be a multiple of --save-every {args.save_every}")
     return args
 
 
@@ -163,8 +169,8 @@ def probe_distance(unet: nn.Module, probe: dict, alphas_cumprod: torch.Tensor) -
 
 @torch.no_grad()
 def fixed_batch(base: Checkpoint, ids: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, device) -> dict:
-    """64 training latents with fixed noise, one per grid point and then some: the stage-1 loss on them with
-    the network as its own target measures how self-consistent it is, on data that never changes."""
+    """64 training latents with fixed noise, every grid point once and the lowest 14 twice: the stage-1 loss on
+    them with the network as its own target measures how self-consistent it is, on data that never changes."""
     gen = torch.Generator().manual_seed(VAL_SEED)
     idx = torch.randperm(len(ids), generator=gen)[:64]
     z0 = (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen)) * base.vae.config.scaling_factor
@@ -175,12 +181,20 @@ def fixed_batch(base: Checkpoint, ids: torch.Tensor, mean: torch.Tensor, std: to
 
 
 @torch.no_grad()
-def self_consistency(unet: nn.Module, s: Setup, guidance: float) -> float:
-    """The pseudo-Huber consistency loss on the fixed batch, with `unet` as its own target."""
-    b, teacher = s.fixed, s.base.unet
-    uncond = s.context(s.empty_ids).expand(len(b["z0"]), -1, -1)
-    return consistency_loss(unet.eval(), teacher, unet, b["z0"], b["noise"], b["index"], b["context"], uncond,
-                            guidance, s.alphas_cumprod).item()  # fmt: skip
+def self_consistency(unet: nn.Module, s: Setup, guidance: float) -> dict[str, float]:
+    """The pseudo-Huber consistency loss on the fixed batch with `unet` as its own target: over all of it, and
+    at its lowest and highest grid points. Consistency is learnt from t = 0 upwards (the target at t - k is
+    only right once t - k is), so the low end falls first and the high end, which 1-step sampling needs, last."""
+    b, teacher, index = s.fixed, s.base.unet, s.fixed["index"]
+    spans = {"all t": index >= 0, "t <= 199": index < 10, "t >= 819": index >= GRID_POINTS - 10}
+    losses = {}
+    for name, keep in spans.items():
+        uncond = s.context(s.empty_ids).expand(int(keep.sum()), -1, -1)
+        losses[f"val: self-consistency, {name}"] = consistency_loss(
+            unet.eval(), teacher, unet, b["z0"][keep], b["noise"][keep], index[keep], b["context"][keep], uncond,
+            guidance, s.alphas_cumprod,
+        ).item()  # fmt: skip
+    return losses
 
 
 def prepare(args: argparse.Namespace) -> Setup:
@@ -257,13 +271,26 @@ class Stage:
             self.history.setdefault(key, []).append((step, value))
 
     def checkpoint(self, step: int, modules: dict[str, object], shipped: nn.Module, recipe: dict) -> None:
-        """Validate `shipped`, save the state, write the student and the curves, and log s/iteration."""
+        """Save the state and write the student; every --val-every also validate `shipped`, log and draw curves."""
+        s, args = self.s, self.args
+        if step % args.val_every == 0 or step == self.end():
+            self.validate(step, shipped)
+        save_state(self.folder / "state.pt", {**{k: m.state_dict() for k, m in modules.items()},
+                   "history": self.history, "scores": self.scores, "step": step,
+                   "base_sha256": file_sha256(s.base_path)})  # fmt: skip
+        recipe = recipe | {"iterations": step, "of": self.steps, "batch": args.batch, "train_size": args.train_size,
+                           "seed": args.seed}  # fmt: skip
+        save_student(shipped, args.out / f"{self.name}.safetensors", s.base_path, self.defaults, recipe)
+
+    def validate(self, step: int, shipped: nn.Module) -> None:
+        """The probes and the judge's scores of `shipped`, the curves, and a log line with s/iteration."""
         s, args, mode = self.s, self.args, shipped.training
         distance = probe_distance(shipped, s.probe, s.alphas_cumprod)
         consistency = self_consistency(shipped, s, args.guidance)
-        self.record(step, {"val: 1-step MSE to the teacher's ODE end": distance,
-                           "val: self-consistency (fixed batch)": consistency})  # fmt: skip
-        line = f"{self.name} {step}/{self.steps}: self-consistency {consistency:.5f}, 1-step MSE {distance:.4f}"
+        self.record(step, {"val: 1-step MSE to the teacher's ODE end": distance, **consistency})
+        low, all_t, high = (consistency[f"val: self-consistency, {k}"] for k in ("t <= 199", "all t", "t >= 819"))
+        line = (f"{self.name} {step}/{self.steps}: self-consistency {low:.5f} / {all_t:.5f} / {high:.5f} "
+                f"(t <= 199 / all / t >= 819), 1-step MSE {distance:.4f}")  # fmt: skip
         if step > self.clock[1]:  # time per iteration since the last save, validation excluded
             seconds = (time.perf_counter() - self.clock[0]) / (step - self.clock[1])
             line += f", {seconds:.2f} s/iteration (batch {args.batch})"
@@ -273,12 +300,6 @@ class Stage:
                 self.scores[f"val {n} step{'s' * (n > 1)}"].append((step, score))
             line += ", all five right at " + " / ".join(f"{n}: {v:.0%}" for n, v in scores.items()) + " steps"
         shipped.train(mode)
-        save_state(self.folder / "state.pt", {**{k: m.state_dict() for k, m in modules.items()},
-                   "history": self.history, "scores": self.scores, "step": step,
-                   "base_sha256": file_sha256(s.base_path)})  # fmt: skip
-        recipe = recipe | {"iterations": step, "of": self.steps, "batch": args.batch, "train_size": args.train_size,
-                           "seed": args.seed}  # fmt: skip
-        save_student(shipped, args.out / f"{self.name}.safetensors", s.base_path, self.defaults, recipe)
         plot_curves(self.history, self.folder / "loss.png", f"{self.name}: training losses and the 1-step probe")
         if any(self.scores.values()):
             plot_curves(self.scores, self.folder / "adherence.png", f"{self.name}: held-in prompts, LCM sampler",
@@ -291,22 +312,23 @@ class Stage:
 
 
 def train_consistency(args, s: Setup) -> nn.Module:
-    """Stage 1; returns the target (EMA) network, which is what ships."""
+    """Stage 1; returns the slow EMA that ships. (The target's fast EMA follows the student within ~20 steps, and
+    one Adam step moves the 1-step output visibly: x0_hat at t = 999 divides eps by sqrt(abar) = 0.068.)"""
     d = s.d
     stage = Stage(args, s, "stage1-consistency", 0, args.consistency_steps, STAGE1_DEFAULTS)
     student = copy.deepcopy(s.base.unet).train().requires_grad_(True)
-    target = EMA(student, args.ema_decay)
+    target, shipped = EMA(student, args.ema_decay), EMA(student, args.ship_ema_decay)
     optimizer = torch.optim.AdamW(student.parameters(), lr=args.lr, weight_decay=0.0)
-    modules = {"student": student, "target": target.model, "optimizer": optimizer}
+    modules = {"student": student, "target": target.model, "shipped": shipped.model, "optimizer": optimizer}
     start = stage.resume(modules)
     ddp = wrap(student, d)
     uncond = s.context(s.empty_ids)  # (1, 77, C)
     recipe = {"stage": 1, "method": "latent consistency distillation (LCM)", "guidance": args.guidance,
               "grid": f"{GRID_POINTS} points, one DDIM jump", "loss": f"pseudo-Huber c = {HUBER_C}",
-              "target_ema": args.ema_decay, "lr": args.lr}  # fmt: skip
+              "target_ema": args.ema_decay, "shipped_ema": args.ship_ema_decay, "lr": args.lr}  # fmt: skip
     end = stage.end()
     if start == 0 and d.main:
-        stage.checkpoint(0, modules, target.model, recipe)  # the teacher's own scores: where the curves start
+        stage.checkpoint(0, modules, shipped.model, recipe)  # the teacher's own scores: where the curves start
     bar = tqdm(range(start, end), initial=start, total=args.consistency_steps, desc="consistency", disable=not d.main)
     for step in bar:
         ids, z0, noise, gen = global_batch(args, s, step)
@@ -322,13 +344,14 @@ def train_consistency(args, s: Setup) -> nn.Module:
         torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
         optimizer.step()
         target.update(student, step)
+        shipped.update(student, step)
         if step % 10 == 0:
             stage.record(step, {"train: pseudo-Huber": loss.item()})
             bar.set_postfix(loss=f"{loss.item():.4f}")
         if stage.saves_at(step, end):
-            stage.checkpoint(step + 1, modules, target.model, recipe)
+            stage.checkpoint(step + 1, modules, shipped.model, recipe)
     check_ranks_identical(student, d)
-    return target.model.eval()
+    return shipped.model.eval()
 
 
 def adversarial_times(args, gen: torch.Generator, grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -344,6 +367,7 @@ def train_adversarial(args, s: Setup, init: nn.Module) -> nn.Module:
     d = s.d
     stage = Stage(args, s, "stage2-adversarial", args.consistency_steps, args.adversarial_steps, STAGE2_DEFAULTS)
     generator = copy.deepcopy(init).train().requires_grad_(True)
+    torch.manual_seed(args.seed)  # the discriminator's new head: the same initial weights in every run and process
     discriminator = Discriminator(s.base.unet).to(d.device).train().requires_grad_(True)
     ema = EMA(generator, args.gen_ema_decay)
     opt_g = torch.optim.AdamW(generator.parameters(), lr=args.gen_lr, betas=(0.5, 0.999), weight_decay=0.0)
