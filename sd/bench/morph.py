@@ -92,6 +92,13 @@ METHODS: dict[str, dict] = {
     "even spacing, linear easing": {"frame_spacing": "even", "easing": "linear"},
     "even spacing + adain": {"frame_spacing": "even", "adain": True},
     "even spacing + adain, no sharing": {"frame_spacing": "even", "adain": True, "share": False},
+    "attention outer": {"attention": "outer"},
+    "attention inner": {"attention": "inner"},
+    "attention outer, all steps": {"attention": "outer", "attention_fraction": 1.0},
+    "attention outer, no sharing": {"attention": "outer", "share": False},
+    "attention inner, no sharing": {"attention": "inner", "share": False},
+    "even spacing, linear easing + attention outer": {"frame_spacing": "even", "easing": "linear",
+                                                      "attention": "outer"},
 }
 SEEDS = (0, 1, 2, 3)
 FRAMES = 16  # steps of a transition: keyframes at frames 0 and 16

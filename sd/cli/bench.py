@@ -45,6 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="prune, mobile, morph: folder for the tables (markdown) and plots (default for mobile: "
                         "outputs/bench/mobile, for morph outputs/bench/morph)")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="morph: a small case (2 pairs, 1 seed, 4 frames)")
+    parser.add_argument("--method", dest="methods", action="append", metavar="NAME",
+                        help="morph: run this method only (repeat for several; default: every method)")
     parser.add_argument("--ablation-repeats", type=int, default=1,
                         help="mobile: timed rounds per one-change row (full presets: --repeats)")  # fmt: skip
     parser.set_defaults(func=run)
@@ -203,7 +205,7 @@ def run_mobile(args: argparse.Namespace) -> int:
 
 
 def run_morph(args: argparse.Namespace) -> int:
-    from sd.bench.morph import KINDS, bench_morph, table
+    from sd.bench.morph import DEFAULT, KINDS, METHODS, bench_morph, table
     from sd.eval.classifier import load_classifier
     from sd.loading.checkpoint import load_checkpoint
     from sd.pipeline import StableDiffusionPipeline
@@ -212,8 +214,12 @@ def run_morph(args: argparse.Namespace) -> int:
     if not checkpoint.exists():
         raise UserError(f"{checkpoint}: no such checkpoint; pass --checkpoint (a model trained on the shapes)")
     out = args.out or Path("outputs/bench/morph")
+    unknown = [name for name in args.methods or [] if name not in METHODS]
+    if unknown:
+        raise UserError(f"--method {unknown[0]!r}: not a method of the bench; choose from {', '.join(METHODS)}")
+    names = [DEFAULT, *(n for n in args.methods if n != DEFAULT)] if args.methods else list(METHODS)
     pipe = StableDiffusionPipeline(load_checkpoint(checkpoint))
-    r = bench_morph(pipe, load_classifier(), out, quick=args.quick)
+    r = bench_morph(pipe, load_classifier(), out, quick=args.quick, methods={n: METHODS[n] for n in names})
     print(f"torch {torch.__version__}, {r['threads']} threads; {checkpoint.name}, {r['frames']}-frame transitions, "
           f"{r['steps']} steps, seeds {r['seeds']}; median (worst) per transition, n transitions per row")
     for kind in ["all", *KINDS]:

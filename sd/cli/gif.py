@@ -29,7 +29,7 @@ from sd.errors import UserError
 from sd.gif.animate import DEFAULT_CACHE, animate
 from sd.gif.easing import EASINGS
 from sd.gif.keyframes import parse_keyframes, spread_prompts
-from sd.gif.settings import FRAME_SPACINGS, GIF_SAMPLERS, TEXT_INTERPOLATIONS, GifSettings
+from sd.gif.settings import ATTENTION_INTERPOLATIONS, FRAME_SPACINGS, GIF_SAMPLERS, TEXT_INTERPOLATIONS, GifSettings
 from sd.gif.sidecar import read_sidecar
 from sd.gif.writers import gif_duration_ms
 from sd.loading.student import model_defaults
@@ -94,6 +94,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    f"renders per transition (default {DEFAULTS.frame_spacing})")  # fmt: skip
     i.add_argument("--probes", type=int, help=f"--frame-spacing even: probe in-betweens per transition "
                    f"(default {DEFAULTS.probes})")  # fmt: skip
+    i.add_argument("--attention", choices=ATTENTION_INTERPOLATIONS,
+                   help="attention interpolation (AID): in-betweens also attend to their keyframes' keys and values, "
+                   f"outer or inner form (default {DEFAULTS.attention})")  # fmt: skip
+    i.add_argument("--attention-fraction", type=float, metavar="F", help="--attention: the first F of the steps "
+                   f"an in-between runs (default {DEFAULTS.attention_fraction:g})")  # fmt: skip
+    i.add_argument("--attention-budget-mb", type=float, metavar="MIB", help="--attention: cap on the keyframes' "
+                   "captured keys and values; the cheapest layers that fit (default: every attention layer)")
 
     m = p.add_argument_group("audio and video")
     m.add_argument("--audio", metavar="FILE", help="its loudness paces each transition; an .mp4 output carries it")

@@ -32,14 +32,13 @@ import torch
 from sd.bf16_compute import compute_dtype
 from sd.errors import UserError
 from sd.gif.attention_layers import KINDS, AttentionShape, attention_shapes, select_layers, unet_modules
-from sd.gif.settings import GifSettings
+from sd.gif.settings import AID_FRACTION, GifSettings
 from sd.gif.timeline import FrameSpec
 from sd.pipeline import StableDiffusionPipeline, generators_for
 from transformer.attention import AttentionHook, CrossAttention
 from transformer.interpolated_attention import VARIANTS, interpolated_attention
 
-AID_FRACTION = 0.5  # AID's warm-up ratio (their code's default); DiffMorpher uses 0.6
-
+MIB = 2**20
 
 @dataclass(frozen=True)
 class AttentionInterpolation:
@@ -51,6 +50,13 @@ class AttentionInterpolation:
     kinds: tuple[str, ...] = KINDS  # "self" and/or "cross" attention
     factors: tuple[int, ...] | None = None  # the latent's downsampling factors (1, 2, 4, 8) to use; None: all
     max_bytes: int | None = None  # cap on the capture: the cheapest layers that fit (attention_layers.py)
+
+    @classmethod
+    def from_settings(cls, settings: GifSettings) -> AttentionInterpolation:
+        """The options a GIF's --attention, --attention-fraction and --attention-budget-mb choose."""
+        budget = settings.attention_budget_mb
+        return cls(settings.attention, fraction=settings.attention_fraction,
+                   max_bytes=None if budget is None else int(budget * MIB))  # fmt: skip
 
     def validate(self) -> None:
         checks = [
@@ -211,8 +217,7 @@ def denoise_from(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Latents (n, 4, h, w) at step `begin` denoised to the end with `contexts` (n, 77, C) and `uncond` (1, 77, C)
     or None, by the settings' sampler, steps and guidance; also the latents before step `keep`, if given."""
-    schedule = pipe._sampler(settings.sampler, settings.steps, 0.0)
-    schedule.set_begin_index(begin)
+    schedule = pipe.new_sampler(settings.sampler, settings.steps, begin, spacing=settings.spacing)
     uncond = None if uncond is None else uncond.expand(latents.shape[0], -1, -1)  # (n, 77, C)
     kept: list[torch.Tensor] = []
 
@@ -240,7 +245,8 @@ def new_store(
     options.validate()
     window = options.window(inbetween_begin, settings.steps)
     layers = options.layers(pipe.checkpoint.unet, latent_size, len(window), keyframes)
-    timesteps = pipe._sampler(settings.sampler, settings.steps, 0.0).timesteps[window.start : window.stop]
+    timesteps = pipe.new_sampler(settings.sampler, settings.steps, spacing=settings.spacing).timesteps
+    timesteps = timesteps[window.start : window.stop]
     return KeyValueStore(layers, timesteps)
 
 
@@ -276,3 +282,28 @@ def render_inbetweens(
     slerped branch latents) with `contexts` (n, 77, C), interpolating attention over the steps `store` holds."""
     with interpolating(pipe.checkpoint.unet, store, specs, uncond is not None, options):
         return denoise_from(pipe, settings, latents, contexts, uncond, begin)[0]
+
+
+class AttentionDenoising:
+    """The GIF renderer's denoise context (renderer.py) for --attention: keyframes are captured while they are
+    denoised, in-betweens attend to them. One store for the run; K/V of every keyframe stay until it ends (the
+    renderer denoises all keyframes before any in-between), within --attention-budget-mb."""
+
+    captures_keyframes = True
+
+    def __init__(
+        self, pipe: StableDiffusionPipeline, settings: GifSettings, latent_size: tuple[int, int],
+        inbetween_begin: int, keyframes: int, guided: bool,
+    ) -> None:  # fmt: skip
+        """`latent_size`: (h, w); `inbetween_begin`: the step in-betweens start from (the branch step with
+        trajectory sharing, else 0); `keyframes`: how many the animation has; `guided`: whether UNet batches
+        carry an unconditional half."""
+        self.unet, self.guided = pipe.checkpoint.unet, guided
+        self.options = AttentionInterpolation.from_settings(settings)
+        self.store = new_store(pipe, settings, self.options, latent_size, inbetween_begin, keyframes)
+
+    def keyframes(self, indices: list[int]):
+        return capturing(self.unet, self.store, indices, self.guided)
+
+    def in_betweens(self, specs: list[FrameSpec]):
+        return interpolating(self.unet, self.store, specs, self.guided, self.options)

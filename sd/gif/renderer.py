@@ -34,6 +34,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from sd.gif.attention_interpolation import AttentionDenoising
 from sd.gif.conditioning import KeyframeConditioning, is_keyframe
 from sd.gif.frame_cache import FrameCache, FrameKeys
 from sd.gif.keyframes import Keyframe
@@ -113,7 +114,6 @@ class FrameRenderer:
         self.pipe, self.progress = pipe, progress
         self.on_frame = on_frame or (lambda image, done, total: None)
         self.cache = cache or FrameCache(None)
-        self.denoising = denoising or PlainDenoising()
         resolution = pipe.checkpoint.vae.config.resolution
         self.width, self.height = s.width or resolution, s.height or resolution
         latent_shape = (1, pipe.checkpoint.unet.config.in_channels, self.height // 8, self.width // 8)
@@ -128,7 +128,15 @@ class FrameRenderer:
         timesteps = pipe.timestep_config(s.sampler, s.spacing)
         if timesteps != LEADING_SD15:  # only then: frames cached before the spacing could change were made with it
             base["timesteps"] = [timesteps.spacing, timesteps.steps_offset, timesteps.set_alpha_to_one]
-        in_between = {"adain": True} if s.adain else None  # keyframes keep their keys
+        if denoising is None and s.attention != "off":
+            latent_size = (self.height // 8, self.width // 8)
+            inbetween_begin = self.starts.begin(FrameSpec(0, 1, 0.5))
+            guided = self.conditioning.uncond is not None
+            denoising = AttentionDenoising(pipe, s, latent_size, inbetween_begin, len(keyframes), guided)
+        self.denoising = denoising or PlainDenoising()
+        in_between = {"adain": True} if s.adain else {}  # keyframes keep their keys; a switch joins when on
+        if s.attention != "off":
+            in_between["attention"] = [s.attention, float(s.attention_fraction), s.attention_budget_mb]
         self.keys = FrameKeys(s, keyframes, self.conditioning.seeds, base, in_between)
         self.captured: set[int] = set()  # keyframes denoised in this run (their capture, if any, is at hand)
         self.unet_steps = 0  # sampler steps run, summed over frames (a guided step counts once)

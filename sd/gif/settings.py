@@ -15,6 +15,7 @@ from sd.gif.easing import EASINGS
 from sd.gif.keyframes import Keyframe
 from sd.samplers import SAMPLERS
 from sd.samplers.spacing import SPACINGS
+from transformer.interpolated_attention import VARIANTS
 
 TEXT_INTERPOLATIONS = ("lerp", "slerp", "off")
 # Ancestral samplers draw fresh noise every step, so neighbouring frames would not share a trajectory. LCM
@@ -27,6 +28,9 @@ DEFAULT_BRANCH = 0.8
 FORMATS = ("gif", "mp4", "png")
 # How blend weights are chosen (spacing.py): from the easing alone, or so that consecutive frames are equally far apart.
 FRAME_SPACINGS = ("planned", "even")
+# Attention interpolation (attention_interpolation.py): off, or AID's outer or inner form.
+ATTENTION_INTERPOLATIONS = ("off", *VARIANTS)
+AID_FRACTION = 0.5  # of the steps an in-between runs, from its first: AID's warm-up ratio (DiffMorpher uses 0.6)
 
 
 @dataclass
@@ -71,6 +75,9 @@ class GifSettings:
     adain: bool = False  # in-betweens start from latents with the lerp of their keyframes' channel statistics
     frame_spacing: str = "planned"  # "even": weights chosen so consecutive frames are equally far apart (spacing.py)
     probes: int = 12  # --frame-spacing even: in-betweens rendered per transition to explore the weights
+    attention: str = "off"  # "outer"/"inner": in-betweens attend to their keyframes' K/V (AID)
+    attention_fraction: float = AID_FRACTION
+    attention_budget_mb: float | None = None  # cap on the keyframes' captured K/V, in MiB; None: every layer
 
     def keyframe_seed(self, keyframe: Keyframe) -> int:
         return keyframe.seed if keyframe.seed is not None else self.seed + keyframe.frame
@@ -115,6 +122,15 @@ class GifSettings:
             (not ((self.adain or self.frame_spacing == "even") and (self.feedback or self.video)),
              "--adain and --frame-spacing even work on in-betweens of keyframes; with --feedback or --video every "
              "frame starts from another image: drop one of them"),
+            (self.attention in ATTENTION_INTERPOLATIONS,
+             f"--attention {self.attention}: choose one of {', '.join(ATTENTION_INTERPOLATIONS)}"),
+            (0.0 <= self.attention_fraction <= 1.0,
+             f"--attention-fraction {self.attention_fraction} must be in [0, 1]"),
+            (self.attention_budget_mb is None or self.attention_budget_mb > 0,
+             f"--attention-budget-mb {self.attention_budget_mb} must be positive"),
+            (not (self.attention != "off" and (self.feedback or self.video)),
+             "--attention interpolates between keyframes; with --feedback or --video every frame starts from "
+             "another image: drop one of them"),
         ]  # fmt: skip
         for ok, message in checks:
             if not ok:

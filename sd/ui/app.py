@@ -18,7 +18,7 @@ from pathlib import Path  # noqa: E402
 from sd.errors import UserError  # noqa: E402
 from sd.gif.easing import EASINGS  # noqa: E402
 from sd.gif.keyframes import parse_keyframes  # noqa: E402
-from sd.gif.settings import FRAME_SPACINGS, GIF_SAMPLERS, GifSettings  # noqa: E402
+from sd.gif.settings import ATTENTION_INTERPOLATIONS, FRAME_SPACINGS, GIF_SAMPLERS, GifSettings  # noqa: E402
 from sd.gif.timeline import plan_frames  # noqa: E402
 from sd.samplers.spacing import SPACINGS  # noqa: E402
 from sd.ui import models  # noqa: E402
@@ -66,7 +66,8 @@ def settings_from(values: dict) -> GifSettings:
         pixelate=int(values["pixelate"]) or None, scale=int(values["scale"]),
         audio=check_upload(values["audio"], "audio"), audio_smoothing=float(values["audio_smoothing"]),
         video=check_upload(values["video"], "video"), video_strength=float(values["video_strength"]),
-        frame_spacing=values["frame_spacing"], adain=bool(values["adain"]),
+        frame_spacing=values["frame_spacing"], adain=bool(values["adain"]), attention=values["attention"],
+        attention_fraction=float(values["attention_fraction"]),
     )  # fmt: skip
     settings.validate()
     return settings
@@ -194,6 +195,10 @@ def build_app(out_dir: str | Path = "outputs/ui"):
                     frame_spacing = gr.Radio(list(FRAME_SPACINGS), value=DEFAULTS.frame_spacing,
                                              label="frame spacing (even: equal steps)")
                     adain = gr.Checkbox(DEFAULTS.adain, label="AdaIN (in-betweens: keyframes' latent statistics)")
+                    attention = gr.Radio(list(ATTENTION_INTERPOLATIONS), value=DEFAULTS.attention,
+                                         label="attention interpolation (AID)", elem_id="attention")
+                    attention_fraction = gr.Slider(0, 1, value=DEFAULTS.attention_fraction, step=0.05,
+                                                   label="attention: fraction of steps")  # fmt: skip
                 with gr.Row():
                     pixelate = gr.Number(0, precision=0, label="pixelate width (0: off)")
                     scale = gr.Slider(1, 8, value=1, step=1, label="scale")
@@ -233,6 +238,7 @@ def build_app(out_dir: str | Path = "outputs/ui"):
             "fps": fps, "easing": easing, "loop": loop, "init_image": init_image, "strength": strength,
             "pixelate": pixelate, "scale": scale, "format": fmt, "audio": audio, "audio_smoothing": audio_smoothing,
             "video": video, "video_strength": video_strength, "frame_spacing": frame_spacing, "adain": adain,
+            "attention": attention, "attention_fraction": attention_fraction,
         }  # fmt: skip
         INPUT_NAMES[:] = list(inputs)
         keyframes_box.change(check_keyframes, [keyframes_box, loop], verdict)

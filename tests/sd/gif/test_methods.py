@@ -132,3 +132,60 @@ def test_settings_that_cannot_work_are_refused_in_one_line(settings):
     with pytest.raises(UserError) as error:
         GifSettings(**settings).validate()
     assert len(str(error.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize("variant", ["outer", "inner"])
+def test_attention_interpolation_moves_in_betweens_only_and_keyframes_keep_their_pixels_and_keys(tiny_pipe, variant):
+    plain, aid = animation(tiny_pipe, share=False), animation(tiny_pipe, share=False, attention=variant)
+    keys = [[f["key"] for f in a.record["frames"]] for a in (plain, aid)]
+    for i in (0, 3, 6):
+        assert np.array_equal(np.asarray(plain.frames[i]), np.asarray(aid.frames[i])) and keys[0][i] == keys[1][i]
+    for i in (1, 2, 4, 5):
+        assert keys[0][i] != keys[1][i] and not np.array_equal(np.asarray(plain.frames[i]), np.asarray(aid.frames[i]))
+    assert aid.unet_steps == plain.unet_steps
+
+
+def test_attention_interpolation_is_batch_invariant_and_the_cache_reruns_keyframes_to_capture_them(tiny_pipe, tmp_path):
+    """Keyframes cached by a plain run are denoised again when in-betweens need their K/V; --batch changes no pixel."""
+    settings = dict(attention="outer", attention_fraction=1.0)
+    alone = animation(tiny_pipe, **settings)
+    batched = animation(tiny_pipe, batch=4, **settings)
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(alone.frames, batched.frames, strict=True))
+    cache = tmp_path / "cache"
+    run = lambda **extra: animate(KEYFRAMES, settings=GifSettings(steps=6, **extra), pipe=tiny_pipe,  # noqa: E731
+                                  cache_dir=cache, progress=False)  # fmt: skip
+    run()  # caches the keyframes (and plain in-betweens)
+    cached = run(**settings)
+    assert cached.cached_frames == 0  # the keyframes ran again, for their capture
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(alone.frames, cached.frames, strict=True))
+    assert run(**settings).cached_frames == 7
+
+
+def test_attention_budget_bounds_the_capture_and_changes_the_frames(tiny_pipe):
+    full = animation(tiny_pipe, attention="outer", share=False)
+    small = animation(tiny_pipe, attention="outer", share=False, attention_budget_mb=0.2)
+    assert not np.array_equal(np.asarray(full.frames[1]), np.asarray(small.frames[1]))
+    with pytest.raises(UserError, match="budget"):
+        animation(tiny_pipe, attention="outer", share=False, attention_budget_mb=1e-6)
+
+
+def test_attention_settings_round_trip_through_the_sidecar_byte_for_byte(tiny_file, tmp_path):
+    first = tmp_path / "first.gif"
+    common = ["--checkpoint", str(tiny_file), "--quiet", "--no-cache"]
+    assert main(["gif", *KEYFRAMES.split("\n"), "--steps", "3", "--attention", "inner", "--attention-fraction", "0.7",
+                 "--attention-budget-mb", "8", "--out", str(first), *common]) == 0  # fmt: skip
+    record = json.loads((tmp_path / "first.gif.json").read_text())
+    wanted = {"attention": "inner", "attention_fraction": 0.7, "attention_budget_mb": 8.0}
+    assert record["settings"] | wanted == record["settings"]
+    again = tmp_path / "again.gif"
+    assert main(["gif", "--from-json", str(tmp_path / "first.gif.json"), "--out", str(again), *common]) == 0
+    assert again.read_bytes() == first.read_bytes()
+
+
+@pytest.mark.parametrize("settings", [dict(attention="middle"), dict(attention="outer", attention_fraction=1.5),
+                                      dict(attention="outer", attention_budget_mb=0), dict(attention="outer",
+                                      feedback=True)])  # fmt: skip
+def test_attention_settings_that_cannot_work_are_refused_in_one_line(settings):
+    with pytest.raises(UserError) as error:
+        GifSettings(**settings).validate()
+    assert len(str(error.value).splitlines()) == 1
