@@ -117,7 +117,9 @@ def max_pixel_difference(a: list[Image.Image], b: list[Image.Image]) -> int:
 
 def bench_gif(checkpoint_path: str | Path, frames: int = 24, repeats: int = 3) -> dict:
     """Load once, time one cold end-to-end run, then time the three variants interleaved (medians)."""
-    keyframes, settings = bench_keyframes(frames), GifSettings()
+    # Planned frames: the diffusers loop renders the same specs one by one (even spacing's extra probes are measured
+    # by `python -m sd bench morph`).
+    keyframes, settings = bench_keyframes(frames), GifSettings(frame_spacing="planned")
     start = time.perf_counter()
     checkpoint = load_checkpoint(checkpoint_path)
     load_s = time.perf_counter() - start

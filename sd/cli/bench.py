@@ -205,7 +205,7 @@ def run_mobile(args: argparse.Namespace) -> int:
 
 
 def run_morph(args: argparse.Namespace) -> int:
-    from sd.bench.morph import DEFAULT, KINDS, METHODS, bench_morph, table
+    from sd.bench.morph import BEFORE, DEFAULT, KINDS, METHODS, bench_morph, table
     from sd.eval.classifier import load_classifier
     from sd.loading.checkpoint import load_checkpoint
     from sd.pipeline import StableDiffusionPipeline
@@ -217,7 +217,8 @@ def run_morph(args: argparse.Namespace) -> int:
     unknown = [name for name in args.methods or [] if name not in METHODS]
     if unknown:
         raise UserError(f"--method {unknown[0]!r}: not a method of the bench; choose from {', '.join(METHODS)}")
-    names = [DEFAULT, *(n for n in args.methods if n != DEFAULT)] if args.methods else list(METHODS)
+    chosen = [n for n in args.methods or [] if n not in (DEFAULT, BEFORE)]
+    names = [DEFAULT, BEFORE, *chosen] if args.methods else list(METHODS)  # with the references
     pipe = StableDiffusionPipeline(load_checkpoint(checkpoint))
     r = bench_morph(pipe, load_classifier(), out, quick=args.quick, methods={n: METHODS[n] for n in names})
     print(f"torch {torch.__version__}, {r['threads']} threads; {checkpoint.name}, {r['frames']}-frame transitions, "

@@ -174,7 +174,7 @@ def animate(
         specs = plan_frames(keyframes, ease, loop=settings.loop, loop_frames=settings.loop_frames, speeds=speeds)
         if len(specs) > settings.max_frames:
             raise UserError(f"{len(specs)} frames planned, over --max-frames {settings.max_frames}; raise the cap")
-        even = settings.frame_spacing == "even"
+        even = settings.frame_spacing == "even" and not (settings.feedback or settings.video)  # keyframes' in-betweens
         frames = render_evenly(renderer, specs, settings.probes) if even else renderer.render(specs)
         if settings.max_jump is not None:
             frames = _refine(renderer, frames, settings)

@@ -28,6 +28,10 @@ DEFAULT_BRANCH = 0.8
 FORMATS = ("gif", "mp4", "png")
 # How blend weights are chosen (spacing.py): from the easing alone, or so that consecutive frames are equally far apart.
 FRAME_SPACINGS = ("planned", "even")
+# What a sidecar written before a setting existed ran with, where that differs from the default, so --from-json of
+# an old sidecar reproduces its file: leading timestep spacing whatever the checkpoint says (before --spacing), and
+# planned frames (before --frame-spacing; `python -m sd bench morph` chose "even" as the default, docs/transitions.md).
+BEFORE_THE_SETTING = {"spacing": "leading", "frame_spacing": "planned"}
 # Attention interpolation (attention_interpolation.py): off, or AID's outer or inner form.
 ATTENTION_INTERPOLATIONS = ("off", *VARIANTS)
 AID_FRACTION = 0.5  # of the steps an in-between runs, from its first: AID's warm-up ratio (DiffMorpher uses 0.6)
@@ -43,7 +47,7 @@ class GifSettings:
     guidance: float = 5.0
     width: int | None = None  # None: the model's native size
     height: int | None = None
-    easing: str = "smooth"
+    easing: str = "linear"  # with even frame spacing: equal steps (bench morph's best; "smooth" eases in and out)
     text_interp: str = "lerp"
     fixed_latent: bool = False
     loop: bool = False
@@ -73,7 +77,9 @@ class GifSettings:
     video_sha256: str | None = None
     video_strength: float = 0.6
     adain: bool = False  # in-betweens start from latents with the lerp of their keyframes' channel statistics
-    frame_spacing: str = "planned"  # "even": weights chosen so consecutive frames are equally far apart (spacing.py)
+    # "even": weights chosen so consecutive frames are equally far apart (spacing.py), for in-betweens of keyframes;
+    # --feedback and --video frames follow the plan
+    frame_spacing: str = "even"
     probes: int = 12  # --frame-spacing even: in-betweens rendered per transition to explore the weights
     attention: str = "off"  # "outer"/"inner": in-betweens attend to their keyframes' K/V (AID)
     attention_fraction: float = AID_FRACTION
@@ -119,9 +125,9 @@ class GifSettings:
             (self.frame_spacing in FRAME_SPACINGS,
              f"--frame-spacing {self.frame_spacing}: choose one of {', '.join(FRAME_SPACINGS)}"),
             (self.probes >= 1, f"--probes {self.probes} must be at least 1"),
-            (not ((self.adain or self.frame_spacing == "even") and (self.feedback or self.video)),
-             "--adain and --frame-spacing even work on in-betweens of keyframes; with --feedback or --video every "
-             "frame starts from another image: drop one of them"),
+            (not (self.adain and (self.feedback or self.video)),
+             "--adain works on in-betweens of keyframes; with --feedback or --video every frame starts from another "
+             "image: drop one of them"),
             (self.attention in ATTENTION_INTERPOLATIONS,
              f"--attention {self.attention}: choose one of {', '.join(ATTENTION_INTERPOLATIONS)}"),
             (0.0 <= self.attention_fraction <= 1.0,
@@ -144,8 +150,9 @@ class GifSettings:
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "settings") -> GifSettings:
+        """Settings as a sidecar recorded them; what it does not name, as it ran then (BEFORE_THE_SETTING)."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise UserError(f"{source}: unknown setting {unknown[0]!r}")
-        return cls(**data)
+        return cls(**(BEFORE_THE_SETTING | data))

@@ -35,8 +35,7 @@ def read_sidecar(path: str | Path) -> tuple[list[Keyframe], GifSettings, dict]:
         if record.get("version") != VERSION:
             raise UserError(f"{path}: sidecar version {record.get('version')!r}, this tool reads {VERSION}")
         keyframes = [Keyframe(k["frame"], k["prompt"], k.get("seed")) for k in record["keyframes"]]
-        # A sidecar from before --spacing existed was made with leading spacing, whatever the checkpoint says.
-        settings = GifSettings.from_dict({"spacing": "leading"} | record["settings"], source=str(path))
+        settings = GifSettings.from_dict(record["settings"], source=str(path))  # old sidecars: as they ran
     except json.JSONDecodeError as error:
         raise UserError(f"{path}, line {error.lineno}: not valid JSON ({error.msg})") from None
     except (KeyError, TypeError, AttributeError) as error:

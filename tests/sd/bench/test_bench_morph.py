@@ -4,7 +4,7 @@ import json
 
 from PIL import Image
 
-from sd.bench.morph import CROSSFADE, DEFAULT, METHODS, QUICK, SHEET_ROWS, table
+from sd.bench.morph import BEFORE, CROSSFADE, DEFAULT, METHODS, QUICK, SHEET_ROWS, table
 from sd.cli.main import main
 from sd.gif.settings import DEFAULT_BRANCH
 
@@ -18,10 +18,13 @@ def test_quick_bench_tables_every_method_and_the_references(tmp_path, capsys):
     assert list(summary) == ["all", *kinds]
     assert list(summary["all"]) == [DEFAULT, CROSSFADE, *list(METHODS)[1:]]
     steps, frames = QUICK["steps"], QUICK["frames"]
-    default = summary["all"][DEFAULT]
-    assert default["n"] == len(QUICK["pairs"]) * len(QUICK["seeds"])
+    default, before = summary["all"][DEFAULT], summary["all"][BEFORE]
+    assert default["n"] == before["n"] == len(QUICK["pairs"]) * len(QUICK["seeds"])
     # keyframes in full, each in-between from the branch step: the renderer's count, per transition
-    assert default["unet_steps"] == 2 * steps + (frames - 1) * (steps - round(steps * DEFAULT_BRANCH))
+    planned = 2 * steps + (frames - 1) * (steps - round(steps * DEFAULT_BRANCH))
+    assert before["unet_steps"] == planned
+    # even spacing: the probes (12) and the chosen in-betweens, each from the branch step, at most
+    assert planned < default["unet_steps"] <= 2 * steps + (12 + frames - 1) * (steps - round(steps * DEFAULT_BRANCH))
     assert summary["all"]["no sharing"]["unet_steps"] == (frames + 1) * steps
     fade = summary["all"][CROSSFADE]
     assert fade["unet_steps"] == 0 and fade["detour"]["worst"] < 1.1  # a blend goes straight, near enough
@@ -37,7 +40,7 @@ def test_quick_bench_tables_every_method_and_the_references(tmp_path, capsys):
     sheet, short = Image.open(tmp_path / "morph.png"), Image.open(tmp_path / "morph-short.png")
     assert sheet.height == len(kinds) * (22 + frame * (len(METHODS) + 1))
     assert short.height == len(kinds) * (22 + frame * len(SHEET_ROWS))
-    assert sheet.width > short.width > (frames + 1) * frame  # the frames and a column of (shorter) labels
+    assert sheet.width >= short.width > (frames + 1) * frame  # the frames and a column of labels
     transitions = record["transitions"]
     assert len(transitions) == len(QUICK["pairs"]) * len(QUICK["seeds"]) * (len(METHODS) + 1)
     assert all(len(t["blend_gaps"]) == frames - 1 and len(t["off_the_way"]) == frames - 1 for t in transitions)

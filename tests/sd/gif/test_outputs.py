@@ -1,6 +1,8 @@
 """What the GIF driver writes: GIF timing and loop flag, one palette, MP4 frames, PNG folders, pixel art,
 and a frame cache that lets an interrupted run resume."""
 
+from dataclasses import replace
+
 import imageio.v2 as imageio
 import numpy as np
 import pytest
@@ -110,7 +112,7 @@ def test_same_settings_give_the_same_bytes_and_pingpong_and_loop_counts(tiny_pip
 
 
 def test_interrupted_run_resumes_from_the_cache_and_writes_nothing_half_done(tiny_pipe, tmp_path, monkeypatch):
-    settings, out, cache = GifSettings(steps=4), tmp_path / "a.gif", tmp_path / "cache"
+    settings, out, cache = GifSettings(steps=4, frame_spacing="planned"), tmp_path / "a.gif", tmp_path / "cache"
     clean = animate(KEYFRAMES, tmp_path / "clean.gif", settings, pipe=tiny_pipe, cache_dir=None, progress=False)
 
     finish, calls = FrameRenderer._finish, []
@@ -132,7 +134,7 @@ def test_interrupted_run_resumes_from_the_cache_and_writes_nothing_half_done(tin
     assert resumed.cached_frames == 4 and resumed.unet_steps < clean.unet_steps
     assert out.read_bytes() == (tmp_path / "clean.gif").read_bytes()
     # a new fps only re-encodes: every frame comes from the cache
-    again = animate(KEYFRAMES, tmp_path / "fast.gif", GifSettings(steps=4, fps=24), pipe=tiny_pipe, cache_dir=cache,
+    again = animate(KEYFRAMES, tmp_path / "fast.gif", replace(settings, fps=24), pipe=tiny_pipe, cache_dir=cache,
                     progress=False)  # fmt: skip
     assert again.unet_steps == 0 and again.cached_frames == 7
     assert FrameCache(cache).get("0" * 32) is None

@@ -12,7 +12,7 @@ from sd.gif.timeline import FrameSpec
 from sd.samplers.spacing import SPACINGS
 from tests.sd.gif.conftest import KEYFRAMES
 
-FAST = dict(steps=6)
+FAST = dict(steps=6, frame_spacing="planned")  # the planned weights: the renderer's own frames
 
 
 def pixels(frames: list[Image.Image]) -> np.ndarray:

@@ -34,7 +34,7 @@ class Recording:
 
 
 def run(pipe, denoising=None, cache_dir=None, **settings):
-    return animate(KEYFRAMES, settings=GifSettings(steps=5, **settings), pipe=pipe, cache_dir=cache_dir,
+    return animate(KEYFRAMES, settings=GifSettings(steps=5, frame_spacing="planned", **settings), pipe=pipe, cache_dir=cache_dir,
                    progress=False, denoising=denoising)  # fmt: skip
 
 
@@ -45,7 +45,7 @@ def test_denoise_context_wraps_keyframes_first_then_in_betweens_and_changes_noth
     assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(plain.frames, wrapped.frames, strict=True))
     kinds = [what[0] for what, _ in recording.log]
     assert kinds == ["keyframes", "keyframes", "in-betweens", "in-betweens"]  # 3 keyframes, 4 in-betweens, by 2
-    assert recording.log[0][0] == ("keyframes", (0, 1)) and recording.log[2][0][1] == (0.25, 0.75)
+    assert recording.log[0][0] == ("keyframes", (0, 1)) and recording.log[2][0][1] == (0.333, 0.667)
     branch = round(5 * 0.8)
     assert [calls for _, calls in recording.log] == [5, 5, 5 - branch, 5 - branch]  # every UNet call is inside
 
