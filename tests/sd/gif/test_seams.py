@@ -34,8 +34,8 @@ class Recording:
 
 
 def run(pipe, denoising=None, cache_dir=None, **settings):
-    return animate(KEYFRAMES, settings=GifSettings(steps=5, frame_spacing="planned", **settings), pipe=pipe, cache_dir=cache_dir,
-                   progress=False, denoising=denoising)  # fmt: skip
+    settings = GifSettings(steps=5, frame_spacing="planned", **settings)
+    return animate(KEYFRAMES, settings=settings, pipe=pipe, cache_dir=cache_dir, progress=False, denoising=denoising)
 
 
 def test_denoise_context_wraps_keyframes_first_then_in_betweens_and_changes_nothing_itself(tiny_pipe):

@@ -74,8 +74,8 @@ def run_job(pipe, out, stop_after: int | None):
                 job.stop()
             on_frame(image, done, total)
 
-        return animate("0: a\n5: b", out, GifSettings(steps=2, frame_spacing="planned"), pipe=pipe, cache_dir=None, progress=False,
-                       on_frame=count)  # fmt: skip
+        settings = GifSettings(steps=2, frame_spacing="planned")
+        return animate("0: a\n5: b", out, settings, pipe=pipe, cache_dir=None, progress=False, on_frame=count)
 
     job = Job(run).start()
     events = list(job.events())
