@@ -55,6 +55,19 @@ DEMO_GIFS = [
 ]
 
 
+def before_and_after(pipe: StableDiffusionPipeline, path: Path) -> None:
+    """The first transition of shapes.gif drawn the way the GIF driver did before the transitions work (planned
+    weights, smooth easing) and the way it does now (even frame spacing, linear easing): one row each."""
+    from sd.bench.morph import PLANNED, contact_sheet
+
+    keyframes = "\n".join(LOOP_KEYFRAMES.splitlines()[:2])
+    rows = {"before": GifSettings(seed=1, **PLANNED), "now": GifSettings(seed=1)}
+    runs = {name: animate(keyframes, None, s, pipe=pipe, cache_dir=None, progress=False) for name, s in rows.items()}
+    labels = {f"{name}: jump ratio {run.smoothness[0].jump_ratio:.2f}": run.frames for name, run in runs.items()}
+    contact_sheet({"red circle on blue -> yellow star on black": labels}, path)
+    print(f"  wrote {path}: {', '.join(labels)}")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo", help="run the whole pipeline offline and show what each stage does", description=__doc__,
@@ -118,5 +131,6 @@ def run(args: argparse.Namespace) -> int:
         result = animate(keyframes, out / name, settings, pipe=pipe, overwrite=True, progress=False)
         ratios = ", ".join(f"{s.jump_ratio:.2f}" for s in result.smoothness)
         print(f"  wrote {out / name}: {len(result.frames)} frames, jump ratios {ratios}")
+    before_and_after(pipe, out / "transitions-before-after.png")
     print(f"done in {time.perf_counter() - start:.1f}s")
     return 0
