@@ -71,7 +71,8 @@ def render_transition(
     keyframes = [Keyframe(0, prompts[0]), Keyframe(frames, prompts[1])]
     specs = plan_frames(keyframes, EASINGS[s.easing])
     resolution = pipe.checkpoint.vae.config.resolution
-    shape = (1, pipe.checkpoint.unet.config.in_channels, (s.height or resolution) // 8, (s.width or resolution) // 8)
+    latent_size = pipe.latent_size(s.width or resolution, s.height or resolution)
+    shape = (1, pipe.checkpoint.unet.config.in_channels, *latent_size)
     noises = [randn_tensor(shape, generators_for(s.keyframe_seed(k), 1), pipe.dtype, pipe.device) for k in keyframes]
     sigma = pipe._sampler(s.sampler, s.steps, 0.0).init_noise_sigma
     contexts = pipe.encode_prompt(list(prompts))  # (2, 77, C)

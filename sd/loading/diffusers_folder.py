@@ -202,10 +202,9 @@ def save_diffusers_folder(checkpoint: Checkpoint, folder: str | Path, overwrite:
         (tmp / "model_index.json").write_text(json.dumps(model_index, indent=2) + "\n")
         (tmp / "scheduler").mkdir()
         (tmp / "scheduler" / "scheduler_config.json").write_text(json.dumps(scheduler, indent=2) + "\n")
-        latent_factor = 2 ** (len(vae_cfg.ch_mult) - 1)
         _write_component(
             tmp / "unet",
-            {**unet_config_to_diffusers(unet_cfg), "sample_size": vae_cfg.resolution // latent_factor},
+            {**unet_config_to_diffusers(unet_cfg), "sample_size": vae_cfg.resolution // vae_cfg.downsample_factor},
             unet_to_diffusers(checkpoint.unet.state_dict(), unet_cfg),
             "diffusion_pytorch_model.safetensors",
         )
