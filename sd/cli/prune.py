@@ -15,9 +15,8 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
 from sd.atomic_output import atomic_output
+from sd.cli.threads import add_threads_option, apply_threads
 from sd.errors import UserError
 
 
@@ -54,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rec.add_argument("--batch", type=int, default=64)
     rec.add_argument("--lr", type=float, default=2e-4)
     rec.add_argument("--train-size", type=int, default=8000, help="generated training images (8000)")
-    rec.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    add_threads_option(rec)
     rec.set_defaults(func=run_recover)
 
 
@@ -159,8 +158,7 @@ def run_recover(args: argparse.Namespace) -> int:
     from sd.loading.original import save_original
     from sd.prune.distill import RecoverySettings, recover
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     teacher = _teacher(args.checkpoint)
     plan = getattr(load_checkpoint(args.pruned).unet, "prune_plan", None)
     if plan is None:
