@@ -18,6 +18,7 @@ from pathlib import Path
 from sd.atomic_output import atomic_output
 from sd.cli.threads import add_threads_option, apply_threads
 from sd.errors import UserError
+from sd.json_file import read_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -135,7 +136,7 @@ def run_apply(args: argparse.Namespace) -> int:
         check_plan(checkpoint.unet, plan, args.plan)
         predicted = None
     else:
-        sensitivity = Sensitivity.from_dict(json.loads(_read(args.sensitivity)))
+        sensitivity = Sensitivity.from_dict(read_json(args.sensitivity, "no such file"))
         plan, _, predicted = allocate(layer_options(checkpoint.unet, sensitivity), total, args.target, args.tolerance)
     pruned = prune_unet(checkpoint.unet, plan)
     batch = held_out_batch(checkpoint, 256, HELD_OUT_SEED + 1)  # not the batch the sensitivities came from

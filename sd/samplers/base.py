@@ -24,11 +24,12 @@ PREDICTION_TYPES = ("epsilon", "v_prediction")
 """epsilon: the UNet predicts the added noise (SD 1.x). v_prediction: v = alpha_t eps - sigma_t x0 (SD 2.x 768)."""
 
 
-def check_prediction_type(prediction_type: str) -> str:
-    """Reject a prediction type before sampling, not halfway through the first step."""
+def check_prediction_type(prediction_type: str, where: str = "") -> str:
+    """Reject a prediction type before sampling, not halfway through the first step; `where`: the file it came from."""
     if prediction_type not in PREDICTION_TYPES:
+        prefix = f"{where}: " if where else ""
         raise UserError(
-            f"prediction_type {prediction_type!r} is not supported; use one of {', '.join(PREDICTION_TYPES)}"
+            f"{prefix}prediction_type {prediction_type!r} is not supported; use one of {', '.join(PREDICTION_TYPES)}"
         )
     return prediction_type
 
