@@ -9,7 +9,13 @@ from PIL.PngImagePlugin import PngInfo
 
 from sd.atomic_output import atomic_output
 from sd.bf16_compute import MODES
-from sd.cli.model_option import add_model_option, apply_model_option, fill_sampling_defaults
+from sd.cli.model_option import (
+    PREDICTION_HELP,
+    SPACING_HELP,
+    add_model_option,
+    apply_model_option,
+    fill_sampling_defaults,
+)
 from sd.errors import UserError
 from sd.images import load_image
 from sd.loading.checkpoint import DTYPES, load_checkpoint
@@ -24,14 +30,6 @@ from sd.samplers.spacing import SPACINGS
 from vae.config import SD15_VAE
 
 TXT2IMG_DEFAULTS = SamplingDefaults("ddim", 50, 7.5)  # for models that carry none of their own
-PREDICTION_HELP = (
-    "what the UNet predicts, when the checkpoint cannot tell: an SD 2.x single file is taken as v_prediction "
-    "(SD 2.x 768) unless this says epsilon (SD 2.x-base 512); default: what the checkpoint says"
-)
-SPACING_HELP = (
-    "which timesteps the steps visit: leading, linspace or trailing (trailing for Turbo models and few-step LCM); "
-    "default: what the checkpoint's scheduler config says, else the sampler's diffusers default"
-)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -13,12 +13,14 @@ Every method matches the diffusers scheduler of the same name, value for value.
 
 from __future__ import annotations
 
-from typing import Protocol
-
-import torch
+from typing import TYPE_CHECKING, Protocol
 
 from sd.errors import UserError
-from sd.samplers.noise import Generators
+
+if TYPE_CHECKING:  # annotations only: the CLI reads PREDICTION_TYPES without importing torch
+    import torch
+
+    from sd.samplers.noise import Generators
 
 PREDICTION_TYPES = ("epsilon", "v_prediction")
 """epsilon: the UNet predicts the added noise (SD 1.x). v_prediction: v = alpha_t eps - sigma_t x0 (SD 2.x 768)."""
