@@ -27,10 +27,8 @@ def load_image(path: str | Path) -> Image.Image:
         raise UserError(f"{path}: not a readable image ({error})") from None
 
 
-def image_to_tensor(image: Image.Image, width: int | None = None, height: int | None = None) -> torch.Tensor:
-    """(1, 3, H, W) in [-1, 1]; resized (Lanczos, as diffusers) to width x height, or down to a multiple of 8."""
-    width = width or image.width // 8 * 8
-    height = height or image.height // 8 * 8
+def image_to_tensor(image: Image.Image, width: int, height: int) -> torch.Tensor:
+    """(1, 3, H, W) in [-1, 1]; resized (Lanczos, as diffusers) to width x height."""
     if image.size != (width, height):
         image = image.resize((width, height), resample=Image.LANCZOS)
     array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0  # (H, W, 3) in [0, 1]

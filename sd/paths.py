@@ -10,6 +10,8 @@ CLIP_BPE_PATH = DATA_DIR / "bpe_simple_vocab_16e6.txt.gz"
 DEFAULT_CHECKPOINT = WEIGHTS_DIR / "tiny-shapes.safetensors"
 # The attribute classifier that judges prompt adherence (`python -m sd eval`).
 CLASSIFIER_PATH = WEIGHTS_DIR / "shapes-classifier.safetensors"
+# The GIF driver's frame cache (a --cache-dir default, relative to where the command runs).
+FRAME_CACHE = Path("outputs/cache/frames")
 # Models shipped in weights/, selectable by name with --model (MobileDiffusion-style UNet: see unet/config.py;
 # the -distilled ones are UNet-only few-step students of the two, `python -m sd.train.distill`).
 SHIPPED_MODELS = {

@@ -47,10 +47,11 @@ def img2img_start(steps: int, strength: float) -> int:
     return steps - min(int(steps * strength), steps)
 
 
-def check_size(width: int, height: int) -> None:
+def check_size(width: int, height: int, factor: int) -> None:
+    """`factor`: the VAE's downsampling (VAEConfig.downsample_factor, 8 for SD)."""
     for name, value in (("width", width), ("height", height)):
-        if value <= 0 or value % 8:
-            raise UserError(f"{name} {value} is not a positive multiple of 8 (the VAE downsamples by 8)")
+        if value <= 0 or value % factor:
+            raise UserError(f"{name} {value} is not a positive multiple of {factor} (the VAE downsamples by {factor})")
 
 
 class StableDiffusionPipeline:
@@ -94,6 +95,11 @@ class StableDiffusionPipeline:
             return text_encoder(ids, skip_last_layers)  # (B, 77) -> (B, 77, 768)
 
     @torch.no_grad()
+    def latent_size(self, width: int, height: int) -> tuple[int, int]:
+        """(h, w) of the latents of a width x height image: each side over the VAE's downsampling factor."""
+        factor = self.checkpoint.vae.config.downsample_factor
+        return height // factor, width // factor
+
     def encode_image(self, image: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
         """Scaled latents (B, 4, H/8, W/8) of one image (1, 3, H, W) in [-1, 1], one posterior sample per
         generator (as diffusers' img2img: the VAE sample consumes each generator before the noise does)."""
@@ -193,11 +199,11 @@ class StableDiffusionPipeline:
         one conditional UNet pass per step, no classifier-free guidance (as diffusers; Turbo models want that)."""
         resolution = self.checkpoint.vae.config.resolution
         width, height = width or resolution, height or resolution
-        check_size(width, height)
+        check_size(width, height, self.checkpoint.vae.config.downsample_factor)
         schedule = self._sampler(sampler, steps, eta, spacing)
         context, uncond = self._contexts(prompt, negative_prompt, batch, guidance)
         generators = generators_for(seed, batch)
-        shape = (batch, self.checkpoint.unet.config.in_channels, height // 8, width // 8)
+        shape = (batch, self.checkpoint.unet.config.in_channels, *self.latent_size(width, height))
         latents = randn_tensor(shape, generators, self.dtype, self.device) * schedule.init_noise_sigma
         latents = self.denoise(latents, context, uncond, schedule, schedule.timesteps, guidance, generators, progress)
         return tensor_to_images(self.decode_latents(latents))
@@ -224,9 +230,11 @@ class StableDiffusionPipeline:
         only the last int(steps * strength) steps run; strength 1 ignores the image's content."""
         if not 0.0 <= strength <= 1.0:
             raise UserError(f"strength {strength} is outside [0, 1]")
+        factor = self.checkpoint.vae.config.downsample_factor  # unset sides: the image's, down to a multiple
+        size = (width or init_image.width // factor * factor, height or init_image.height // factor * factor)
         if width or height:
-            check_size(width or init_image.width // 8 * 8, height or init_image.height // 8 * 8)
-        image = image_to_tensor(init_image, width, height)  # (1, 3, H, W)
+            check_size(*size, factor)
+        image = image_to_tensor(init_image, *size)  # (1, 3, H, W)
         schedule = self._sampler(sampler, steps, eta, spacing)
         start = img2img_start(steps, strength)
         timesteps = schedule.timesteps[start * schedule.order :]

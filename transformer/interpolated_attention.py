@@ -21,9 +21,10 @@ ReLU attention divides by the number of keys, so it too is unchanged by the dupl
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
-from transformer.attention import multi_head_attention
+if TYPE_CHECKING:
+    import torch
 
 VARIANTS = ("outer", "inner")
 
@@ -43,6 +44,10 @@ def interpolated_attention(
 
     Returns (B, N, H*D), the formula of `variant` above, with `kind` (softmax or relu) attention; `fused` puts the
     frame's own keys and values beside the keyframes'."""
+    import torch  # here, not above: the GIF settings read VARIANTS, and `python -m sd gif --help` needs no torch
+
+    from transformer.attention import multi_head_attention
+
     k_a, v_a, k_b, v_b = ends
     a = weight.to(q.dtype).view(-1, 1, 1)  # (B,) -> (B, 1, 1)
 

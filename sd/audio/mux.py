@@ -10,8 +10,6 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import numpy as np
-
 from sd.errors import UserError
 
 
@@ -31,13 +29,3 @@ def mux_audio(video: Path, audio: Path, out: Path, duration: float) -> None:
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise UserError(f"{audio}: ffmpeg could not add this audio to the MP4 ({done.stderr.strip()[-300:]})")
-
-
-def audio_duration(path: Path, rate: int = 48000) -> float:
-    """Seconds of audio in a media file, by decoding it (no ffprobe needed): samples / rate."""
-    command = [ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-i", str(path), "-map", "0:a:0", "-ac", "1",
-               "-ar", str(rate), "-f", "s16le", "-"]  # fmt: skip
-    done = subprocess.run(command, capture_output=True)
-    if done.returncode != 0:
-        raise UserError(f"{path}: no audio stream could be decoded ({done.stderr.decode()[-300:]})")
-    return len(np.frombuffer(done.stdout, dtype=np.int16)) / rate

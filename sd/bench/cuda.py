@@ -102,7 +102,8 @@ def bench_cuda(
     torch.backends.cuda.matmul.allow_tf32 = False  # fp32 checks mean fp32, not TF32
     torch.backends.cudnn.allow_tf32 = False
     result: dict = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
-    result["errors"] = check_unet(checkpoint, device, size // 8)
+    latent = size // checkpoint.vae.config.downsample_factor  # latent side
+    result["errors"] = check_unet(checkpoint, device, latent)
 
     txt = dict(steps=steps, width=size, height=size, sampler="ddim", guidance=7.5, seed=0, progress=False)
     cpu_image = StableDiffusionPipeline(checkpoint).txt2img(PROMPT, **txt) if size <= 256 else None
@@ -144,13 +145,14 @@ def compare_pipelines(
     seconds = {f"txt2img {size}px, ddim {steps} steps, CFG": interleaved_medians(
         {k: synced(v, device) for k, v in runs.items()}, repeats=repeats)}  # fmt: skip
     gen = torch.Generator().manual_seed(1)
-    x = torch.randn(2, 4, size // 8, size // 8, generator=gen).to(device, dtype)  # (2, 4, h, w)
+    h, w = ours.latent_size(size, size)
+    x = torch.randn(2, 4, h, w, generator=gen).to(device, dtype)  # (2, 4, h, w)
     context = torch.randn(2, 77, checkpoint.unet.config.context_dim, generator=gen).to(device, dtype)  # (2, 77, C)
     t = torch.tensor([500, 500], device=device)
     unet_runs = {"ours": lambda: ours.checkpoint.unet(x, t, context),
                  "diffusers": lambda: reference.unet(x, t, context)}  # fmt: skip
     with torch.no_grad():
-        seconds[f"UNet call, batch 2, {size // 8}x{size // 8} latents"] = interleaved_medians(
+        seconds[f"UNet call, batch 2, {h}x{w} latents"] = interleaved_medians(
             {k: synced(v, device) for k, v in unet_runs.items()}, repeats=repeats * 5)  # fmt: skip
     memory = {"txt2img, --offload": memory_off, "txt2img, on the GPU": memory_on}
     return {"pixels": pixels, "memory": memory, "seconds": seconds}

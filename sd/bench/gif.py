@@ -73,11 +73,12 @@ def counting_calls(module: torch.nn.Module) -> Iterator[list[int]]:
 class NaiveDiffusersLoop:
     """One full diffusers txt2img per frame, from the same per-frame noise and text our renderer uses."""
 
-    def __init__(self, pipe, keyframes: list[Keyframe], settings: GifSettings, size: int, in_channels: int) -> None:
+    def __init__(self, pipe, keyframes: list[Keyframe], settings: GifSettings, size: int,
+                 latent_shape: tuple[int, ...]) -> None:  # fmt: skip
         if settings.sampler != "dpmpp_2m" or settings.text_interp != "lerp" or settings.fixed_latent:
             raise UserError("the naive diffusers loop reproduces only dpmpp_2m, lerped text and slerped noise")
         self.pipe, self.keyframes, self.settings, self.size = pipe, keyframes, settings, size
-        self.latent_shape = (1, in_channels, size // 8, size // 8)
+        self.latent_shape = latent_shape  # (1, 4, h, w)
         self.specs = plan_frames(keyframes, EASINGS[settings.easing])
 
     @torch.no_grad()
@@ -129,7 +130,8 @@ def bench_gif(checkpoint_path: str | Path, frames: int = 24, repeats: int = 3) -
 
     size = checkpoint.vae.config.resolution
     reference = reference_pipeline(checkpoint, "DPMSolverMultistepScheduler")
-    naive = NaiveDiffusersLoop(reference, keyframes, settings, size, checkpoint.unet.config.in_channels)
+    latent_shape = (1, checkpoint.unet.config.in_channels, *ours.latent_size(size, size))
+    naive = NaiveDiffusersLoop(reference, keyframes, settings, size, latent_shape)
     outcomes: dict[str, dict] = {}
 
     def ours_run(key: str, share: bool) -> Callable[[], None]:

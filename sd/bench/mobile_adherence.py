@@ -27,10 +27,9 @@ import json
 import re
 from pathlib import Path
 
-import torch
-
 from sd.atomic_output import atomic_output
 from sd.bench.mobile import Row, tiny_scale_rows
+from sd.cli.threads import add_threads_option, apply_threads
 from sd.paths import SHIPPED_MODELS, WEIGHTS_DIR
 from unet.config import MOBILE_TINY_UNET, TINY_UNET, UNetConfig
 
@@ -138,11 +137,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="fine-tuning steps of the ReLU conversion rows (default 500)")
     p.add_argument("--samples", type=int, default=400, help="adherence prompts per set, held-in and held-out")
     p.add_argument("--rows", default=None, help="comma-separated row numbers to run (default: all)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    add_threads_option(p)
     p.add_argument("--out", type=Path, default=Path("outputs/bench/mobile-adherence"))
     args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
 
     from sd.bench.mobile import count_cost
 

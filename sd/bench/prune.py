@@ -61,7 +61,7 @@ def tiny_rows(checkpoint: Checkpoint, pruned: nn.Module, recovered: nn.Module | 
               "pruned": pruned}  # fmt: skip
     if recovered is not None:
         models["pruned + recovered"] = recovered
-    size = checkpoint.vae.config.resolution // 8
+    size = checkpoint.vae.config.resolution // checkpoint.vae.config.downsample_factor
     seconds = {n: {} for n in models}
     for batch in (2, 64):
         for n, s in unet_calls(models, batch, size, repeats * 10 if batch == 2 else repeats).items():

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from sd.cli.threads import apply_threads
 from sd.errors import UserError
 
 
@@ -16,8 +17,7 @@ def run_prune(args: argparse.Namespace) -> int:
     from sd.loading.checkpoint import load_checkpoint
     from sd.prune.transfer import kind_fractions
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     if not args.pruned:
         raise UserError("bench prune needs --pruned PATH (made by `python -m sd prune apply`)")
     checkpoint = load_checkpoint(checkpoint_path(args.checkpoint))

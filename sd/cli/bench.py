@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from sd.cli.threads import add_threads_option, apply_threads
 from sd.errors import UserError
 from sd.paths import DEFAULT_CHECKPOINT, REPO_ROOT
 
@@ -31,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds per side (default 3), after a warm-up")
     parser.add_argument("--steps", type=int, default=4, help="txt2img denoising steps (default 4)")
     parser.add_argument("--size", type=int, default=512, help="txt2img image side in pixels (default 512)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    add_threads_option(parser)
     default_model = DEFAULT_CHECKPOINT.relative_to(REPO_ROOT)
     parser.add_argument("--checkpoint", default=None, help=f"gif: the model to animate (default {default_model})")
     parser.add_argument("--frames", type=int, default=24, help="gif: frames of the animation (default 24)")
@@ -59,23 +60,20 @@ def run(args: argparse.Namespace) -> int:
         args.scale = args.scale or "tiny"
         return run_prune(args)
     if args.what == "mobile":
-        if args.threads:
-            torch.set_num_threads(args.threads)
+        apply_threads(args)
         args.scale = args.scale or "both"
         args.out = args.out or Path("outputs/bench/mobile")
         return run_mobile(args)
 
     if args.what == "morph":
-        if args.threads:
-            torch.set_num_threads(args.threads)
+        apply_threads(args)
         return run_morph(args)
 
     from sd.bench.random_checkpoint import random_sd15
     from sd.bench.reference import require_references
 
     require_references()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     if args.what == "gif":
         return run_gif(args)
     if args.what == "cuda":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sd.cli.generate import PREDICTION_HELP
+from sd.cli.model_option import PREDICTION_HELP
 from sd.loading.checkpoint import DTYPES, load_checkpoint
 from sd.loading.diffusers_folder import save_diffusers_folder
 from sd.loading.original import save_original

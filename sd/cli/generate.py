@@ -9,7 +9,13 @@ from PIL.PngImagePlugin import PngInfo
 
 from sd.atomic_output import atomic_output
 from sd.bf16_compute import MODES
-from sd.cli.model_option import add_model_option, apply_model_option, fill_sampling_defaults
+from sd.cli.model_option import (
+    PREDICTION_HELP,
+    SPACING_HELP,
+    add_model_option,
+    apply_model_option,
+    fill_sampling_defaults,
+)
 from sd.errors import UserError
 from sd.images import load_image
 from sd.loading.checkpoint import DTYPES, load_checkpoint
@@ -21,16 +27,9 @@ from sd.pipeline import StableDiffusionPipeline, check_size
 from sd.samplers import SAMPLERS
 from sd.samplers.base import PREDICTION_TYPES
 from sd.samplers.spacing import SPACINGS
+from vae.config import SD15_VAE
 
 TXT2IMG_DEFAULTS = SamplingDefaults("ddim", 50, 7.5)  # for models that carry none of their own
-PREDICTION_HELP = (
-    "what the UNet predicts, when the checkpoint cannot tell: an SD 2.x single file is taken as v_prediction "
-    "(SD 2.x 768) unless this says epsilon (SD 2.x-base 512); default: what the checkpoint says"
-)
-SPACING_HELP = (
-    "which timesteps the steps visit: leading, linspace or trailing (trailing for Turbo models and few-step LCM); "
-    "default: what the checkpoint's scheduler config says, else the sampler's diffusers default"
-)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -96,8 +95,9 @@ def validate(args: argparse.Namespace) -> list[Path]:
     fill_sampling_defaults(args, TXT2IMG_DEFAULTS)
     if args.steps < 1 or args.batch < 1:
         raise UserError(f"--steps ({args.steps}) and --batch ({args.batch}) must be at least 1")
-    if args.width or args.height:
-        check_size(args.width or 8, args.height or 8)
+    if args.width or args.height:  # with SD's factor 8; the pipeline checks again with the loaded VAE's
+        factor = SD15_VAE.downsample_factor
+        check_size(args.width or factor, args.height or factor, factor)
     args.lora_specs = [parse_lora_spec(text) for text in args.lora]
     if args.mode == "img2img" and not 0.0 <= args.strength <= 1.0:
         raise UserError(f"--strength {args.strength} is outside [0, 1]")

@@ -23,18 +23,14 @@ import re
 import time
 from pathlib import Path
 
-from sd.cli.generate import PREDICTION_HELP, SPACING_HELP
-from sd.cli.model_option import add_model_option, apply_model_option
+from sd.cli.model_option import PREDICTION_HELP, SPACING_HELP, add_model_option, apply_model_option
 from sd.errors import UserError
-from sd.gif.animate import DEFAULT_CACHE, animate
 from sd.gif.easing import EASINGS
 from sd.gif.keyframes import parse_keyframes, spread_prompts
 from sd.gif.settings import ATTENTION_INTERPOLATIONS, FRAME_SPACINGS, GIF_SAMPLERS, TEXT_INTERPOLATIONS, GifSettings
 from sd.gif.sidecar import read_sidecar
 from sd.gif.writers import gif_duration_ms
-from sd.loading.student import model_defaults
-from sd.lora.spec import parse_lora_spec
-from sd.paths import DEFAULT_CHECKPOINT
+from sd.paths import DEFAULT_CHECKPOINT, FRAME_CACHE
 from sd.samplers.base import PREDICTION_TYPES
 from sd.samplers.spacing import SPACINGS
 
@@ -54,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--prediction-type", choices=PREDICTION_TYPES, help=PREDICTION_HELP)
     add_model_option(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help=f"frame cache (default {DEFAULT_CACHE})")
+    p.add_argument("--cache-dir", default=str(FRAME_CACHE), help=f"frame cache (default {FRAME_CACHE})")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the frame cache")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -146,6 +142,8 @@ def keyframes_and_settings(args: argparse.Namespace):
         keyframes = spread_prompts(prompts, frames)
     else:
         keyframes = parse_keyframes("\n".join(args.keyframes), source="keyframe arguments")
+    from sd.lora.spec import parse_lora_spec  # torch: imported once the arguments have parsed
+
     loras = [parse_lora_spec(text) for text in given.get("loras", [])]  # FILE[:SCALE] -> the sidecar's entries
     given["loras"] = [{"path": spec.path, "scale": spec.scale, "sha256": None} for spec in loras]
     if args.video and args.fps is None:  # the output keeps the clip's frame rate unless told otherwise
@@ -163,6 +161,9 @@ def video_info(path: str) -> tuple[int, float]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sd.gif.animate import animate  # torch and the model: only once the arguments have parsed
+    from sd.loading.student import model_defaults
+
     start = time.perf_counter()
     apply_model_option(args)
     keyframes, settings, recorded_out, recorded_checkpoint = keyframes_and_settings(args)

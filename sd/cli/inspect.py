@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from sd.cli.generate import PREDICTION_HELP
+from sd.cli.model_option import PREDICTION_HELP
 from sd.loading.checkpoint import DTYPES, load_checkpoint
 from sd.samplers.base import PREDICTION_TYPES
 

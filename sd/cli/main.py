@@ -7,11 +7,16 @@ import sys
 
 from sd.errors import UserError
 
-# Each module has `register(subparsers)` that adds its parser and sets `func(args) -> int`.
-COMMANDS = [
-    "sd.cli.demo", "sd.cli.generate", "sd.cli.gif", "sd.cli.tokenize", "sd.cli.inspect", "sd.cli.convert",
-    "sd.cli.bench", "sd.cli.eval", "sd.cli.audio_keyframes", "sd.cli.ui", "sd.cli.prune",
-]  # fmt: skip
+# Each module has `register(subparsers)` that adds the parsers of the commands listed with it and sets
+# `func(args) -> int`. `python -m sd COMMAND ...` imports COMMAND's module alone, so that a command whose module
+# imports torch only when it runs answers --help and argument errors at once (tests/sd/test_cli_main.py checks
+# that these names are the ones each module registers).
+COMMANDS = {
+    "sd.cli.demo": ("demo",), "sd.cli.generate": ("txt2img", "img2img"), "sd.cli.gif": ("gif",),
+    "sd.cli.tokenize": ("tokenize",), "sd.cli.inspect": ("inspect",), "sd.cli.convert": ("convert",),
+    "sd.cli.bench": ("bench",), "sd.cli.eval": ("eval",), "sd.cli.audio_keyframes": ("audio-keyframes",),
+    "sd.cli.ui": ("ui",), "sd.cli.prune": ("prune",),
+}  # fmt: skip
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -22,21 +27,24 @@ class OneLineErrorParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Every command's parser; with a known `command`, only the parsers of the module that registers it."""
     import importlib
 
+    modules = [name for name, commands in COMMANDS.items() if command in commands] or list(COMMANDS)
     parser = OneLineErrorParser(
         prog="python -m sd",
         description="Stable Diffusion from scratch: tokenize, generate, animate.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
+    for name in modules:
         importlib.import_module(name).register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv[0] if argv else None)  # the top level has no option but --help before COMMAND
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -7,10 +7,17 @@ import argparse
 
 from sd.errors import UserError
 from sd.loading.checkpoint_types import SamplingDefaults
-from sd.loading.student import model_defaults
 from sd.paths import SHIPPED_MODELS
 
 SAMPLING_OPTIONS = ("sampler", "steps", "guidance")
+PREDICTION_HELP = (
+    "what the UNet predicts, when the checkpoint cannot tell: an SD 2.x single file is taken as v_prediction "
+    "(SD 2.x 768) unless this says epsilon (SD 2.x-base 512); default: what the checkpoint says"
+)
+SPACING_HELP = (
+    "which timesteps the steps visit: leading, linspace or trailing (trailing for Turbo models and few-step LCM); "
+    "default: what the checkpoint's scheduler config says, else the sampler's diffusers default"
+)
 
 
 def add_model_option(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +39,8 @@ def apply_model_option(args: argparse.Namespace) -> None:
 def fill_sampling_defaults(args: argparse.Namespace, fallback: SamplingDefaults) -> None:
     """Set --sampler, --steps and --guidance left unset (None): to the model file's own defaults when it has
     them (a few-step student: LCM, 1-4 steps, no guidance), else to the command's `fallback`."""
+    from sd.loading.student import model_defaults  # reads the file's header; imports torch
+
     defaults = model_defaults(args.checkpoint) or fallback
     for name in SAMPLING_OPTIONS:
         if getattr(args, name) is None:

@@ -15,10 +15,10 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
 from sd.atomic_output import atomic_output
+from sd.cli.threads import add_threads_option, apply_threads
 from sd.errors import UserError
+from sd.json_file import read_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rec.add_argument("--batch", type=int, default=64)
     rec.add_argument("--lr", type=float, default=2e-4)
     rec.add_argument("--train-size", type=int, default=8000, help="generated training images (8000)")
-    rec.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    add_threads_option(rec)
     rec.set_defaults(func=run_recover)
 
 
@@ -136,7 +136,7 @@ def run_apply(args: argparse.Namespace) -> int:
         check_plan(checkpoint.unet, plan, args.plan)
         predicted = None
     else:
-        sensitivity = Sensitivity.from_dict(json.loads(_read(args.sensitivity)))
+        sensitivity = Sensitivity.from_dict(read_json(args.sensitivity, "no such file"))
         plan, _, predicted = allocate(layer_options(checkpoint.unet, sensitivity), total, args.target, args.tolerance)
     pruned = prune_unet(checkpoint.unet, plan)
     batch = held_out_batch(checkpoint, 256, HELD_OUT_SEED + 1)  # not the batch the sensitivities came from
@@ -159,8 +159,7 @@ def run_recover(args: argparse.Namespace) -> int:
     from sd.loading.original import save_original
     from sd.prune.distill import RecoverySettings, recover
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     teacher = _teacher(args.checkpoint)
     plan = getattr(load_checkpoint(args.pruned).unet, "prune_plan", None)
     if plan is None:

@@ -42,8 +42,7 @@ def held_out_batch(checkpoint: Checkpoint, n: int = 256, seed: int = HELD_OUT_SE
     noise = torch.randn(z0.shape, generator=gen)  # (N, 4, 8, 8)
     steps = checkpoint.schedule.num_train_timesteps
     t = ((torch.arange(n) + 0.5) * steps / n).long()  # (N,) evenly over [0, steps)
-    a = checkpoint.schedule.alphas_cumprod[t][:, None, None, None]  # (N, 1, 1, 1)
-    z_t = a.sqrt() * z0 + (1 - a).sqrt() * noise  # q(z_t | z_0)
+    z_t = checkpoint.schedule.add_noise(z0, noise, t)  # q(z_t | z_0)
     captions = ["" if i % 10 == 9 else c for i, c in enumerate(data.captions)]
     context = checkpoint.text_encoder(checkpoint.tokenizer(captions))  # (N, 77) -> (N, 77, C)
     return HeldOutBatch(z_t.float(), t, context.float(), noise.float())

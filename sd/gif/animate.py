@@ -36,10 +36,8 @@ from sd.loading.checkpoint import load_checkpoint
 from sd.loading.fingerprint import weights_sha256
 from sd.lora.spec import LoraSpec, load_specs
 from sd.lora.stack import applied_loras
-from sd.paths import DEFAULT_CHECKPOINT
+from sd.paths import DEFAULT_CHECKPOINT, FRAME_CACHE
 from sd.pipeline import StableDiffusionPipeline
-
-DEFAULT_CACHE = Path("outputs/cache/frames")
 
 
 @dataclass
@@ -130,7 +128,7 @@ def animate(
     *,
     checkpoint: str | Path | None = None,
     pipe: StableDiffusionPipeline | None = None,
-    cache_dir: str | Path | None = DEFAULT_CACHE,
+    cache_dir: str | Path | None = FRAME_CACHE,
     overwrite: bool = False,
     progress: bool = True,
     expected_weights: str | None = None,

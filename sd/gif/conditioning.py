@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from sd.gif.interpolation import lerp, slerp
+from sd.gif.interpolation import INTERPOLATIONS, slerp
 from sd.gif.keyframes import Keyframe
 from sd.gif.settings import GifSettings
 from sd.gif.timeline import FrameSpec
@@ -54,7 +54,7 @@ class KeyframeConditioning:
             return a  # (1, 77, C)
         if self.settings.text_interp == "off":
             return b
-        return (slerp if self.settings.text_interp == "slerp" else lerp)(a, b, w)
+        return INTERPOLATIONS[self.settings.text_interp](a, b, w)  # --text-interp lerp or slerp
 
     def step_noise(self, specs: list[FrameSpec], begin: int = 0) -> InterpolatedNoise:
         """Where each frame's noise between steps comes from, for samplers that draw some (LCM; the others draw

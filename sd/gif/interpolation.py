@@ -30,4 +30,4 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float, parallel_threshold: float 
     return ((math.sin((1.0 - t) * theta) / s) * a64 + (math.sin(t * theta) / s) * b64).to(a.dtype)
 
 
-INTERPOLATIONS = {"lerp": lerp, "slerp": slerp}
+INTERPOLATIONS = {"lerp": lerp, "slerp": slerp}  # --text-interp's functions (its "off" switches at w = 0.5)

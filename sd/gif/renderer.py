@@ -116,7 +116,7 @@ class FrameRenderer:
         self.cache = cache or FrameCache(None)
         resolution = pipe.checkpoint.vae.config.resolution
         self.width, self.height = s.width or resolution, s.height or resolution
-        latent_shape = (1, pipe.checkpoint.unet.config.in_channels, self.height // 8, self.width // 8)
+        latent_shape = (1, pipe.checkpoint.unet.config.in_channels, *pipe.latent_size(self.width, self.height))
         self.conditioning = KeyframeConditioning(pipe, keyframes, s, latent_shape)
         self.starts = StartLatents(pipe, s, self.conditioning, (self.width, self.height), len(keyframes))
         share = self.starts.share
@@ -129,7 +129,7 @@ class FrameRenderer:
         if timesteps != LEADING_SD15:  # only then: frames cached before the spacing could change were made with it
             base["timesteps"] = [timesteps.spacing, timesteps.steps_offset, timesteps.set_alpha_to_one]
         if denoising is None and s.attention != "off":
-            latent_size = (self.height // 8, self.width // 8)
+            latent_size = pipe.latent_size(self.width, self.height)
             inbetween_begin = self.starts.begin(FrameSpec(0, 1, 0.5))
             guided = self.conditioning.uncond is not None
             denoising = AttentionDenoising(pipe, s, latent_size, inbetween_begin, len(keyframes), guided)

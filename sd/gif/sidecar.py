@@ -12,6 +12,7 @@ from sd.atomic_output import atomic_output
 from sd.errors import UserError
 from sd.gif.keyframes import Keyframe
 from sd.gif.settings import GifSettings
+from sd.json_file import read_json
 
 VERSION = 1
 
@@ -28,16 +29,12 @@ def write_sidecar(path: Path, record: dict, overwrite: bool = False) -> None:
 def read_sidecar(path: str | Path) -> tuple[list[Keyframe], GifSettings, dict]:
     """Keyframes, settings, and the rest of the record (checkpoint, output) of a sidecar file."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such sidecar file")
+    record = read_json(path, "no such sidecar file")
     try:
-        record = json.loads(path.read_text())
         if record.get("version") != VERSION:
             raise UserError(f"{path}: sidecar version {record.get('version')!r}, this tool reads {VERSION}")
         keyframes = [Keyframe(k["frame"], k["prompt"], k.get("seed")) for k in record["keyframes"]]
         settings = GifSettings.from_dict(record["settings"], source=str(path))  # old sidecars: as they ran
-    except json.JSONDecodeError as error:
-        raise UserError(f"{path}, line {error.lineno}: not valid JSON ({error.msg})") from None
     except (KeyError, TypeError, AttributeError) as error:
         raise UserError(f"{path}: not a GIF sidecar (missing or malformed {error})") from None
     return keyframes, settings, record

@@ -66,7 +66,8 @@ class StartLatents:
 
     def noised(self, clean: torch.Tensor, spec: FrameSpec, begin: int) -> torch.Tensor:
         """`clean` latents (1, 4, h, w) noised with the frame's noise to step `begin`: img2img's start."""
-        sampler = self.pipe.new_sampler(self.settings.sampler, self.settings.steps, begin)
+        s = self.settings
+        sampler = self.pipe.new_sampler(s.sampler, s.steps, begin, spacing=s.spacing)
         return sampler.add_noise(clean, self.conditioning.noise(spec), sampler.timesteps[begin : begin + 1])
 
     def latents(
@@ -95,7 +96,8 @@ class StartLatents:
         """The frame's own start: its noise, or the init image noised with it (no sharing, no AdaIN)."""
         if self.init_latents is not None:
             return self.noised(self.init_latents, spec, begin)
-        sigma = self.pipe.new_sampler(self.settings.sampler, self.settings.steps).init_noise_sigma
+        s = self.settings
+        sigma = self.pipe.new_sampler(s.sampler, s.steps, spacing=s.spacing).init_noise_sigma
         return self.conditioning.noise(spec) * sigma
 
     def clip_latents(self, index: int) -> torch.Tensor:

@@ -4,7 +4,7 @@ Frame f between keyframes i and i + 1 blends them with weight ease((f - f_i) / (
 own frame has weight 0 on it, so every keyframe appears exactly once and no frame repeats at a joint.
 - loop: after the last keyframe the animation travels back to the first over `loop_frames` frames (the
   first keyframe itself is not repeated: the GIF's own looping shows it next), so it wraps seamlessly.
-- pingpong: the frames, then the same frames backwards without the two end frames (a, b, c, b, then a again).
+(--pingpong plans nothing: animate.py plays the rendered frames back without the two end frames.)
 - speeds (e.g. the audio's loudness per frame): within each transition the linear (f - f_i) / (f_{i+1} - f_i)
   is replaced by the paced progress of pacing.py, so loud passages move faster; the easing applies on top.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sd.errors import UserError
 from sd.gif.keyframes import Keyframe
 from sd.gif.pacing import paced_progress
 
@@ -40,14 +39,11 @@ def plan_frames(
     keyframes: list[Keyframe],
     ease: Callable[[float], float],
     loop: bool = False,
-    pingpong: bool = False,
     loop_frames: int | None = None,
     speeds: Sequence[float] | None = None,
 ) -> list[FrameSpec]:
     """`speeds[f]` (optional, positive, one per frame slot up to the last transition's end) paces each
     transition: see pacing.py."""
-    if loop and pingpong:
-        raise UserError("choose --loop or --pingpong, not both (ping-pong already returns to the start)")
     frames = []
     for left, right, start, end in transitions(keyframes, loop, loop_frames):
         if speeds is None:
@@ -57,6 +53,4 @@ def plan_frames(
         frames += [FrameSpec(left, right, ease(t)) for t in progress]
     if not loop or len(keyframes) == 1:
         frames.append(FrameSpec(len(keyframes) - 1, len(keyframes) - 1, 0.0))  # the last keyframe, once
-    if pingpong:
-        frames += frames[-2:0:-1]
     return frames

@@ -6,13 +6,16 @@ A leaf: the loaders (original.py, diffusers_folder.py) build it, everything down
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sd.samplers.spacing import SD15_TIMESTEPS, TimestepConfig
-from sd.schedule import NoiseSchedule
-from transformer.clip_text import CLIPTextModel
-from transformer.clip_tokenizer import CLIPTokenizer
-from unet.model import UNetModel
-from vae.autoencoder import AutoencoderKL
+
+if TYPE_CHECKING:  # annotations only: the CLI reads SamplingDefaults without importing torch
+    from sd.schedule import NoiseSchedule
+    from transformer.clip_text import CLIPTextModel
+    from transformer.clip_tokenizer import CLIPTokenizer
+    from unet.model import UNetModel
+    from vae.autoencoder import AutoencoderKL
 
 # The families this stack runs. They differ by the text encoder: SD 1.x has OpenAI's CLIP (quick-GELU,
 # stored under transformers' names), SD 2.x OpenCLIP's (exact GELU, OpenCLIP's names in a single file).

@@ -18,6 +18,7 @@ from safetensors.torch import save_file
 
 from sd.atomic_output import atomic_output
 from sd.errors import UserError
+from sd.json_file import read_json
 from sd.loading.checkpoint_types import Checkpoint
 from sd.loading.detect import check_diffusers_family
 from sd.loading.diffusers_text_encoder import (
@@ -41,7 +42,7 @@ from sd.loading.diffusers_vae import (
 from sd.loading.read import read_state_dict
 from sd.loading.strict_load import strict_load
 from sd.loading.tokenizer_files import load_tokenizer_folder, save_tokenizer_folder
-from sd.samplers.base import PREDICTION_TYPES
+from sd.samplers.base import check_prediction_type
 from sd.samplers.lcm import LCMSampler
 from sd.samplers.spacing import TimestepConfig
 from sd.schedule import NoiseSchedule
@@ -49,16 +50,8 @@ from transformer.clip_text import CLIPTextModel
 from unet.model import UNetModel
 from vae.autoencoder import AutoencoderKL
 
+NEEDED = "missing; a diffusers folder needs it"  # the message for a missing config file
 DIFFUSERS_VERSION = "0.42.1"  # the version the export was checked against (tests/sd/test_export.py)
-
-
-def read_json(path: Path) -> dict:
-    if not path.is_file():
-        raise UserError(f"{path}: missing; a diffusers folder needs it")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise UserError(f"{path}: not valid JSON ({error})") from None
 
 
 def read_component_weights(folder: Path, stems: tuple[str, ...]) -> dict[str, torch.Tensor]:
@@ -71,22 +64,13 @@ def read_component_weights(folder: Path, stems: tuple[str, ...]) -> dict[str, to
                 return read_state_dict(single)
             index = folder / f"{stem}{suffix}.index.json"
             if index.is_file():
-                shards = sorted(set(read_json(index).get("weight_map", {}).values()))
+                shards = sorted(set(read_json(index, NEEDED).get("weight_map", {}).values()))
                 merged: dict[str, torch.Tensor] = {}
                 for shard in shards:
                     merged.update(read_state_dict(folder / shard))
                 return merged
     names = ", ".join(f"{s}.safetensors" for s in stems)
     raise UserError(f"{folder}: no weights found (expected {names} or .bin)")
-
-
-def prediction_type_from_diffusers(d: dict, where: str) -> str:
-    prediction_type = d.get("prediction_type", "epsilon")
-    if prediction_type not in PREDICTION_TYPES:
-        raise UserError(
-            f"{where}: prediction_type {prediction_type!r} is not supported (use {' or '.join(PREDICTION_TYPES)})"
-        )
-    return prediction_type
 
 
 def schedule_from_diffusers(d: dict, where: str) -> NoiseSchedule:
@@ -113,18 +97,19 @@ def load_diffusers_folder(
     """`prediction_type` overrides the scheduler config's."""
     if not (folder / "model_index.json").is_file():
         raise UserError(f"{folder}: not a diffusers folder (no model_index.json); or pass a checkpoint file")
-    model_index = read_json(folder / "model_index.json")
-    unet_json = read_json(folder / "unet" / "config.json")
-    text_json = read_json(folder / "text_encoder" / "config.json")
+    model_index = read_json(folder / "model_index.json", NEEDED)
+    unet_json = read_json(folder / "unet" / "config.json", NEEDED)
+    text_json = read_json(folder / "text_encoder" / "config.json", NEEDED)
     family = check_diffusers_family(model_index, unet_json, text_json, str(folder))
 
     unet_cfg = unet_config_from_diffusers(unet_json)
-    vae_cfg = vae_config_from_diffusers(read_json(folder / "vae" / "config.json"))
+    vae_cfg = vae_config_from_diffusers(read_json(folder / "vae" / "config.json", NEEDED))
     text_cfg = text_config_from_diffusers(text_json)
     schedule_json = folder / "scheduler" / "scheduler_config.json"
-    schedule_dict = read_json(schedule_json)
+    schedule_dict = read_json(schedule_json, NEEDED)
     schedule = schedule_from_diffusers(schedule_dict, str(schedule_json))
-    prediction_type = prediction_type or prediction_type_from_diffusers(schedule_dict, str(schedule_json))
+    stored = schedule_dict.get("prediction_type", "epsilon")
+    prediction_type = prediction_type or check_prediction_type(stored, str(schedule_json))
     timestep_config = timestep_config_from_diffusers(schedule_dict, str(schedule_json))
 
     unet_sd = unet_from_diffusers(
@@ -202,10 +187,9 @@ def save_diffusers_folder(checkpoint: Checkpoint, folder: str | Path, overwrite:
         (tmp / "model_index.json").write_text(json.dumps(model_index, indent=2) + "\n")
         (tmp / "scheduler").mkdir()
         (tmp / "scheduler" / "scheduler_config.json").write_text(json.dumps(scheduler, indent=2) + "\n")
-        latent_factor = 2 ** (len(vae_cfg.ch_mult) - 1)
         _write_component(
             tmp / "unet",
-            {**unet_config_to_diffusers(unet_cfg), "sample_size": vae_cfg.resolution // latent_factor},
+            {**unet_config_to_diffusers(unet_cfg), "sample_size": vae_cfg.resolution // vae_cfg.downsample_factor},
             unet_to_diffusers(checkpoint.unet.state_dict(), unet_cfg),
             "diffusion_pytorch_model.safetensors",
         )

@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 from sd.errors import UserError
+from sd.json_file import read_json
 from sd.paths import CLIP_BPE_PATH
 from transformer.clip_tokenizer import BOS_TOKEN, CONTEXT_LENGTH, EOS_TOKEN, NAMED_TOKENS, CLIPTokenizer
 
@@ -128,10 +129,7 @@ def _read_json(path: Path, required: bool) -> dict:
         if required:
             raise UserError(f"tokenizer file not found: {path} ({FOLDER_NEEDS})")
         return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UserError(f"cannot read tokenizer file {path}: {error}".replace("\n", " ")) from error
+    data = read_json(path, "no such file")
     if not isinstance(data, dict):
         raise UserError(f"tokenizer file {path} should hold a JSON object")
     return data

@@ -26,6 +26,7 @@ from sd.data.dataset import generate
 from sd.eval.held_out import HeldOutBatch, denoising_loss
 from sd.loading.checkpoint_types import Checkpoint
 from sd.prune.surgery import prune_unet
+from sd.schedule import add_noise
 from sd.train.curves import plot_curves
 from sd.train.lr_schedule import warmup_cosine
 from sd.train.state import load_state, save_state
@@ -105,8 +106,7 @@ def recover(checkpoint: Checkpoint, plan: PrunePlan, out: Path, settings: Recove
         batch_ids, z0, t, noise = batch_for_step(batch_args, step, len(data), empty_ids, ids, mean, std, scale)
         with torch.no_grad():
             context = text_encoder(batch_ids)  # (B, 77) -> (B, 77, C)
-        a = alphas_cumprod[t][:, None, None, None]  # (B, 1, 1, 1)
-        z_t = a.sqrt() * z0 + (1 - a).sqrt() * noise  # q(z_t | z_0)
+        z_t = add_noise(alphas_cumprod, z0, noise, t)  # q(z_t | z_0)
         for group in optimizer.param_groups:
             group["lr"] = warmup_cosine(step, settings.steps, settings.lr, max_warmup=50)
         parts = distill_losses(student, teacher, z_t.float(), t, context, noise, s_feats, t_feats)

@@ -7,28 +7,26 @@ published config that is the scheduler a diffusers user gets from `X.from_config
 
 from __future__ import annotations
 
+import importlib
 import inspect
+from typing import TYPE_CHECKING
 
 from sd.errors import UserError
-from sd.samplers.base import Sampler
-from sd.samplers.ddim import DDIMSampler
-from sd.samplers.ddpm import DDPMSampler
-from sd.samplers.dpmpp_2m import DPMSolverPlusPlus2MSampler
-from sd.samplers.euler import EulerSampler
-from sd.samplers.euler_ancestral import EulerAncestralSampler
-from sd.samplers.lcm import LCMSampler
 from sd.samplers.spacing import SD15_TIMESTEPS, TimestepConfig
-from sd.samplers.tcd import TCDSampler
-from sd.schedule import SD15_SCHEDULE, NoiseSchedule
 
-SAMPLERS: dict[str, type] = {
-    "ddpm": DDPMSampler,
-    "ddim": DDIMSampler,
-    "euler": EulerSampler,
-    "euler_a": EulerAncestralSampler,
-    "dpmpp_2m": DPMSolverPlusPlus2MSampler,
-    "lcm": LCMSampler,  # few-step sampling of consistency-distilled models (LCM, LCM-LoRA)
-    "tcd": TCDSampler,  # LCM's timesteps, with eta (gamma) setting how much noise is fresh (TCD-LoRA)
+if TYPE_CHECKING:
+    from sd.samplers.base import Sampler
+    from sd.schedule import NoiseSchedule
+
+# name -> (module, class), imported when first used: the CLI lists the names without importing torch
+SAMPLERS: dict[str, tuple[str, str]] = {
+    "ddpm": ("sd.samplers.ddpm", "DDPMSampler"),
+    "ddim": ("sd.samplers.ddim", "DDIMSampler"),
+    "euler": ("sd.samplers.euler", "EulerSampler"),
+    "euler_a": ("sd.samplers.euler_ancestral", "EulerAncestralSampler"),
+    "dpmpp_2m": ("sd.samplers.dpmpp_2m", "DPMSolverPlusPlus2MSampler"),
+    "lcm": ("sd.samplers.lcm", "LCMSampler"),  # few-step sampling of consistency-distilled models (LCM, LCM-LoRA)
+    "tcd": ("sd.samplers.tcd", "TCDSampler"),  # LCM's timesteps, with eta (gamma) setting how much noise is fresh
 }
 
 
@@ -38,7 +36,8 @@ NOT_OPTIONS = ("schedule", "timestep_config")  # the checkpoint's facts, not a u
 def sampler_class(name: str) -> type:
     if name not in SAMPLERS:
         raise UserError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")
-    return SAMPLERS[name]
+    module, cls = SAMPLERS[name]
+    return getattr(importlib.import_module(module), cls)
 
 
 def options_of(name: str) -> list[str]:
@@ -48,12 +47,16 @@ def options_of(name: str) -> list[str]:
 
 def make_sampler(
     name: str,
-    schedule: NoiseSchedule = SD15_SCHEDULE,
+    schedule: NoiseSchedule | None = None,
     timestep_config: TimestepConfig = SD15_TIMESTEPS,
     **kwargs: object,
 ) -> Sampler:
     """The sampler called `name`; an unknown name or an option it does not take is the user's to fix.
-    `timestep_config` goes to the samplers that space their steps (not LCM, which has its own grid)."""
+    `schedule` defaults to SD 1.5's; `timestep_config` goes to the samplers that space their steps (not LCM,
+    which has its own grid)."""
+    from sd.schedule import SD15_SCHEDULE
+
+    schedule = SD15_SCHEDULE if schedule is None else schedule
     cls, options = sampler_class(name), options_of(name)
     unknown = sorted(set(kwargs) - set(options))
     if unknown:
@@ -70,4 +73,4 @@ def spacing_of(name: str, timestep_config: TimestepConfig) -> str | None:
     return None if default is None else timestep_config.spacing_or(default)
 
 
-__all__ = ["SAMPLERS", "Sampler", "make_sampler", "spacing_of"]
+__all__ = ["SAMPLERS", "make_sampler", "spacing_of"]

@@ -13,22 +13,25 @@ Every method matches the diffusers scheduler of the same name, value for value.
 
 from __future__ import annotations
 
-from typing import Protocol
-
-import torch
+from typing import TYPE_CHECKING, Protocol
 
 from sd.errors import UserError
-from sd.samplers.noise import Generators
+
+if TYPE_CHECKING:  # annotations only: the CLI reads PREDICTION_TYPES without importing torch
+    import torch
+
+    from sd.samplers.noise import Generators
 
 PREDICTION_TYPES = ("epsilon", "v_prediction")
 """epsilon: the UNet predicts the added noise (SD 1.x). v_prediction: v = alpha_t eps - sigma_t x0 (SD 2.x 768)."""
 
 
-def check_prediction_type(prediction_type: str) -> str:
-    """Reject a prediction type before sampling, not halfway through the first step."""
+def check_prediction_type(prediction_type: str, where: str = "") -> str:
+    """Reject a prediction type before sampling, not halfway through the first step; `where`: the file it came from."""
     if prediction_type not in PREDICTION_TYPES:
+        prefix = f"{where}: " if where else ""
         raise UserError(
-            f"prediction_type {prediction_type!r} is not supported; use one of {', '.join(PREDICTION_TYPES)}"
+            f"{prefix}prediction_type {prediction_type!r} is not supported; use one of {', '.join(PREDICTION_TYPES)}"
         )
     return prediction_type
 

@@ -20,10 +20,9 @@ import torch
 
 from sd.errors import UserError
 from sd.samplers.base import check_prediction_type
-from sd.samplers.ddpm import add_noise
 from sd.samplers.noise import Generators, randn_tensor
 from sd.samplers.spacing import SD15_TIMESTEPS, TimestepConfig, spaced_timesteps
-from sd.schedule import SD15_SCHEDULE, NoiseSchedule
+from sd.schedule import SD15_SCHEDULE, NoiseSchedule, add_noise
 
 
 class DDIMSampler:

@@ -21,7 +21,7 @@ from sd.errors import UserError
 from sd.samplers.base import check_prediction_type
 from sd.samplers.noise import Generators, randn_tensor
 from sd.samplers.spacing import SD15_TIMESTEPS, TimestepConfig, spaced_timesteps
-from sd.schedule import SD15_SCHEDULE, NoiseSchedule
+from sd.schedule import SD15_SCHEDULE, NoiseSchedule, add_noise
 
 
 class DDPMSampler:
@@ -110,17 +110,3 @@ class DDPMSampler:
     def add_noise(self, original: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
         return add_noise(self.alphas_cumprod, original, noise, timesteps)
 
-
-def add_noise(
-    alphas_cumprod: torch.Tensor, original: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor
-) -> torch.Tensor:
-    """The forward process q(x_t | x_0): x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, one t per batch element.
-
-    DDIM keeps DDPM's marginals (Song et al. 2021, sec. 4.1), so it noises an img2img start with this too.
-    """
-    alphas_cumprod = alphas_cumprod.to(device=original.device, dtype=original.dtype)
-    timesteps = timesteps.to(original.device)
-    shape = (-1,) + (1,) * (original.ndim - 1)  # (B,) -> (B, 1, 1, 1)
-    sqrt_alpha_prod = (alphas_cumprod[timesteps] ** 0.5).flatten().reshape(shape)
-    sqrt_one_minus_alpha_prod = ((1 - alphas_cumprod[timesteps]) ** 0.5).flatten().reshape(shape)
-    return sqrt_alpha_prod * original + sqrt_one_minus_alpha_prod * noise

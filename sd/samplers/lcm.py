@@ -28,9 +28,8 @@ import torch
 
 from sd.errors import UserError
 from sd.samplers.base import check_prediction_type
-from sd.samplers.ddpm import add_noise
 from sd.samplers.noise import Generators, randn_tensor
-from sd.schedule import SD15_SCHEDULE, NoiseSchedule
+from sd.schedule import SD15_SCHEDULE, NoiseSchedule, add_noise
 
 SIGMA_DATA = 0.5
 

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sd.samplers.ddpm import add_noise
+from sd.schedule import add_noise
 from sd.train.consistency import consistency_function
 from unet.model import UNetModel
 from unet.timestep import timestep_embedding

@@ -23,8 +23,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sd.samplers.ddpm import add_noise
 from sd.samplers.lcm import LCMSampler, consistency_scalings, lcm_timesteps
+from sd.schedule import add_noise
 
 GRID_POINTS = LCMSampler().original_inference_steps  # 50: the grid the sampler's timesteps are picked from
 HUBER_C = 0.001  # LCM's pseudo-Huber c (diffusers' train_lcm_distill_sd_wds.py default)
@@ -62,8 +62,7 @@ def teacher_ddim_jump(teacher: nn.Module, x_t: torch.Tensor, t: torch.Tensor, t_
     eps_u, eps_c = teacher(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([uncond, context])).chunk(2)
     eps = eps_u + guidance * (eps_c - eps_u)  # (B, 4, h, w)
     x0 = predict_x0(eps, x_t, t, alphas_cumprod)
-    a_prev = bcast(alphas_cumprod[t_prev])  # (B, 1, 1, 1)
-    return a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+    return add_noise(alphas_cumprod, x0, eps, t_prev)  # x0 re-noised to t_prev with the predicted eps
 
 
 def pseudo_huber(a: torch.Tensor, b: torch.Tensor, c: float = HUBER_C) -> torch.Tensor:

@@ -31,6 +31,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sd.atomic_output import atomic_output
+from sd.cli.threads import add_threads_option, apply_threads
 from sd.data.captions import random_caption
 from sd.data.dataset import sample_scenes
 from sd.data.shapes import render
@@ -84,7 +85,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-every", type=int, default=100)
     p.add_argument("--eval-samples", type=int, default=16, help="prompts per set for the final evaluation; 0: none")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    add_threads_option(p)
     return p.parse_args(argv)
 
 
@@ -179,8 +180,7 @@ def scale_strip(checkpoint: Checkpoint, lora: Lora, word: str, path: Path, zoom:
 
 
 def train(args: argparse.Namespace) -> dict:
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     rgb = parse_rgb(args.rgb)
     args.out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)

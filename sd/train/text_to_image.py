@@ -38,7 +38,7 @@ from sd.errors import UserError
 from sd.loading.checkpoint import load_checkpoint
 from sd.loading.config_json import config_from_dict, config_overrides, config_to_dict
 from sd.loading.tokenizer_files import default_tokenizer
-from sd.schedule import SD15_SCHEDULE
+from sd.schedule import SD15_SCHEDULE, add_noise
 from sd.train.curves import plot_curves
 from sd.train.distributed import Dist, check_ranks_identical, cleanup, setup, wrap
 from sd.train.ema import EMA
@@ -135,8 +135,7 @@ def batch_for_step(args, step: int, n: int, empty_ids: torch.Tensor, ids: torch.
 
 
 def diffusion_loss(model: nn.Module, ids, z0, t, noise, alphas_cumprod: torch.Tensor) -> torch.Tensor:
-    a = alphas_cumprod[t][:, None, None, None]  # (B, 1, 1, 1)
-    z_t = a.sqrt() * z0 + (1 - a).sqrt() * noise  # forward process q(z_t | z_0)
+    z_t = add_noise(alphas_cumprod, z0, noise, t)  # forward process q(z_t | z_0)
     return F.mse_loss(model(ids, z_t, t), noise)
 
 

@@ -2,12 +2,13 @@
 loudness paces the frames."""
 
 import json
+import subprocess
 
 import imageio.v2 as imageio
 import numpy as np
 import pytest
 
-from sd.audio.mux import audio_duration
+from sd.audio.mux import ffmpeg_exe
 from sd.cli.main import main
 from sd.loading.original import save_original
 from tests.sd.audio.clicks import RATE, write_wav
@@ -19,6 +20,15 @@ FPS = 12
 @pytest.fixture(scope="module")
 def tiny_file(tmp_path_factory):
     return save_original(tiny_checkpoint(), tmp_path_factory.mktemp("model") / "tiny.safetensors")
+
+
+def audio_duration(path, rate: int = 48000) -> float:
+    """Seconds of audio in a media file, by decoding it (no ffprobe needed): samples / rate."""
+    command = [ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-i", str(path), "-map", "0:a:0", "-ac", "1",
+               "-ar", str(rate), "-f", "s16le", "-"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()[-300:]
+    return len(np.frombuffer(done.stdout, dtype=np.int16)) / rate
 
 
 def tone(seconds: float, loud_from: float | None = None) -> np.ndarray:

@@ -1,4 +1,6 @@
-"""Frame plans: each keyframe exactly once, no duplicate frames at joints, loop and pingpong exact; slerp."""
+"""Frame plans: each keyframe exactly once, no duplicate frames at joints, loop exact; slerp.
+
+Ping-pong is not planned: animate copies the frames back (tests/sd/gif/test_outputs.py checks it)."""
 
 import math
 
@@ -9,6 +11,7 @@ from sd.errors import UserError
 from sd.gif.easing import linear, smooth
 from sd.gif.interpolation import lerp, slerp
 from sd.gif.keyframes import Keyframe
+from sd.gif.settings import GifSettings
 from sd.gif.timeline import FrameSpec, plan_frames
 
 KEYS = [Keyframe(0, "a"), Keyframe(4, "b"), Keyframe(8, "c")]
@@ -36,14 +39,9 @@ def test_loop_returns_to_the_first_keyframe_without_repeating_it():
     assert len(plan_frames(KEYS, linear, loop=True, loop_frames=6)) == 14
 
 
-def test_pingpong_plays_back_without_repeating_the_end_frames():
-    forward = shown(plan_frames(KEYS, linear))
-    both = shown(plan_frames(KEYS, linear, pingpong=True))
-    assert both == forward + forward[-2:0:-1]
-    assert len(both) == 2 * len(forward) - 2
-    assert both[len(forward) - 1] != both[len(forward)] and both[-1] != both[0]
-    with pytest.raises(UserError, match="not both"):
-        plan_frames(KEYS, linear, loop=True, pingpong=True)
+def test_loop_and_pingpong_together_are_refused():
+    with pytest.raises(UserError, match="choose --loop or --pingpong, not both"):
+        GifSettings(loop=True, pingpong=True).validate()
 
 
 def test_single_keyframe_and_easing():

@@ -21,8 +21,7 @@ def fixed_distill_loss(checkpoint, student) -> float:
     empty, captions = checkpoint.tokenizer([""]), checkpoint.tokenizer(data.captions)
     scale = checkpoint.vae.config.scaling_factor
     ids, z0, t, noise = batch_for_step(args, 10_000, len(data), empty, captions, mean, std, scale)
-    a = checkpoint.schedule.alphas_cumprod[t][:, None, None, None]
-    z_t = (a.sqrt() * z0 + (1 - a).sqrt() * noise).float()
+    z_t = checkpoint.schedule.add_noise(z0, noise, t).float()
     s_feats, t_feats = BlockOutputs(student), BlockOutputs(checkpoint.unet)
     with torch.no_grad():
         parts = distill_losses(student, checkpoint.unet, z_t, t, checkpoint.text_encoder(ids), noise, s_feats, t_feats)
