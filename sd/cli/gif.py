@@ -173,7 +173,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{checkpoint}: no such checkpoint; pass --checkpoint (an SD 1.x/2.x file or diffusers folder)")
     defaults = None if args.from_json else model_defaults(checkpoint)
     if defaults is not None:  # a distilled model's own sampler, steps and guidance, where none was given
-        own = {k: v for k, v in dataclasses.asdict(defaults).items() if getattr(args, k) is None}
+        own = {k: v for k, v in dataclasses.asdict(defaults).items() if v is not None and getattr(args, k) is None}
+        if own.get("sampler") not in (None, *GIF_SAMPLERS):  # a folder's ancestral scheduler: GIFs keep theirs
+            del own["sampler"]
         settings = dataclasses.replace(settings, **own)
     prediction_type = args.prediction_type or (recorded_checkpoint or {}).get("prediction_type")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,8 @@ def fill_sampling_defaults(args: argparse.Namespace, fallback: SamplingDefaults)
     them (a few-step student: LCM, 1-4 steps, no guidance), else to the command's `fallback`."""
     from sd.loading.student import model_defaults  # reads the file's header; imports torch
 
-    defaults = model_defaults(args.checkpoint) or fallback
+    own = model_defaults(args.checkpoint)
     for name in SAMPLING_OPTIONS:
         if getattr(args, name) is None:
-            setattr(args, name, getattr(defaults, name))
+            value = getattr(own, name) if own is not None else None
+            setattr(args, name, getattr(fallback, name) if value is None else value)

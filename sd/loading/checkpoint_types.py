@@ -27,11 +27,12 @@ FAMILIES = (SD1, SD2)
 class SamplingDefaults:
     """How a model is meant to be sampled when the user names no sampler, steps or guidance: a distilled
     student's few LCM steps without guidance (sd/loading/student.py), where the commands' own defaults
-    (25-50 guided steps) would waste its point."""
+    (25-50 guided steps) would waste its point; or a diffusers folder's scheduler class (its sampler alone,
+    as `StableDiffusionPipeline.from_pretrained` picks it). None: the command's own default."""
 
     sampler: str
-    steps: int
-    guidance: float
+    steps: int | None = None
+    guidance: float | None = None
 
 
 @dataclass

@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 from sd.atomic_output import atomic_output
 from sd.errors import UserError
 from sd.json_file import read_json
-from sd.loading.checkpoint_types import Checkpoint
+from sd.loading.checkpoint_types import Checkpoint, SamplingDefaults
 from sd.loading.detect import check_diffusers_family
 from sd.loading.diffusers_text_encoder import (
     text_config_from_diffusers,
@@ -42,6 +42,7 @@ from sd.loading.diffusers_vae import (
 from sd.loading.read import read_state_dict
 from sd.loading.strict_load import strict_load
 from sd.loading.tokenizer_files import load_tokenizer_folder, save_tokenizer_folder
+from sd.samplers import DIFFUSERS_SCHEDULERS
 from sd.samplers.base import check_prediction_type
 from sd.samplers.lcm import LCMSampler
 from sd.samplers.spacing import TimestepConfig
@@ -89,6 +90,16 @@ def timestep_config_from_diffusers(d: dict, where: str) -> TimestepConfig:
         return TimestepConfig.from_diffusers(d)
     except UserError as error:
         raise UserError(f"{where}: {error}") from None
+
+
+def folder_sampling_defaults(folder: Path) -> SamplingDefaults | None:
+    """The sampler of the folder's scheduler class (an SD-Turbo folder's EulerDiscreteScheduler: euler), as
+    diffusers' pipeline samples with it; None for a class no sampler here reproduces (SD 1.5's PNDM)."""
+    config = folder / "scheduler" / "scheduler_config.json"
+    if not (folder / "model_index.json").is_file() or not config.is_file():
+        return None
+    sampler = DIFFUSERS_SCHEDULERS.get(read_json(config, NEEDED).get("_class_name"))
+    return SamplingDefaults(sampler) if sampler else None
 
 
 def load_diffusers_folder(

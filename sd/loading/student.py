@@ -26,6 +26,7 @@ from sd.errors import UserError
 from sd.file_hash import file_sha256
 from sd.loading.checkpoint_types import Checkpoint, SamplingDefaults
 from sd.loading.detect import UNET
+from sd.loading.diffusers_folder import folder_sampling_defaults
 from sd.loading.original import load_original
 from sd.loading.read import read_weights, safetensors_metadata, sniff_format
 from sd.loading.strict_load import strict_load
@@ -59,8 +60,13 @@ def student_info(path: str | Path) -> StudentInfo | None:
 
 
 def model_defaults(path: str | Path | None) -> SamplingDefaults | None:
-    """The sampling defaults a model file carries (a student's), read from its header before any loading."""
-    info = student_info(path) if path is not None else None
+    """The sampling defaults a model carries, read before any loading: a student's (its file's header), or a
+    diffusers folder's sampler (its scheduler class)."""
+    if path is None:
+        return None
+    if Path(path).is_dir():
+        return folder_sampling_defaults(Path(path))
+    info = student_info(path)
     return info.defaults if info else None
 
 

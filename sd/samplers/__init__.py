@@ -29,6 +29,12 @@ SAMPLERS: dict[str, tuple[str, str]] = {
     "tcd": ("sd.samplers.tcd", "TCDSampler"),  # LCM's timesteps, with eta (gamma) setting how much noise is fresh
 }
 
+# The diffusers scheduler each sampler reproduces, by the `_class_name` a folder's scheduler_config.json names.
+DIFFUSERS_SCHEDULERS = {
+    "DDPMScheduler": "ddpm", "DDIMScheduler": "ddim", "EulerDiscreteScheduler": "euler",
+    "EulerAncestralDiscreteScheduler": "euler_a", "DPMSolverMultistepScheduler": "dpmpp_2m", "LCMScheduler": "lcm",
+    "TCDScheduler": "tcd",
+}  # fmt: skip
 
 NOT_OPTIONS = ("schedule", "timestep_config")  # the checkpoint's facts, not a user's choice
 

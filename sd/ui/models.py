@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sd.errors import UserError
-from sd.gif.settings import GifSettings
+from sd.gif.settings import GIF_SAMPLERS, GifSettings
 from sd.loading.student import model_defaults
 from sd.paths import DEFAULT_CHECKPOINT, SHIPPED_MODELS
 
@@ -47,11 +47,15 @@ def checkpoint_for(choice: str, path: str | None) -> Path:
 
 def sampling_for(choice: str, path: str | None) -> tuple[str, int, float]:
     """(sampler, steps, guidance) to show for a model: a distilled one's own, else the GIF defaults."""
+    gif = GifSettings()
     try:
-        defaults = model_defaults(checkpoint_for(choice, path)) or GifSettings()
+        own = model_defaults(checkpoint_for(choice, path))
     except UserError:  # not chosen yet or missing: the run itself will say so
-        defaults = GifSettings()
-    return defaults.sampler, defaults.steps, defaults.guidance
+        own = None
+    values = [getattr(own, name, None) for name in ("sampler", "steps", "guidance")]
+    values[0] = values[0] if values[0] in GIF_SAMPLERS else None  # the page lists the GIF samplers only
+    return tuple(value if value is not None else getattr(gif, name)  # type: ignore[return-value]
+                 for value, name in zip(values, ("sampler", "steps", "guidance"), strict=True))  # fmt: skip
 
 
 def vocabulary_for(choice: str) -> str:

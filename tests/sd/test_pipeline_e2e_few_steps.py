@@ -138,6 +138,23 @@ def test_trailing_folder_one_step_without_guidance(tmp_path):
     assert difference <= PIXEL_TOLERANCE
 
 
+
+def test_a_folder_samples_with_its_scheduler_class_when_no_sampler_is_given(sd15_folder, tmp_path):
+    """As `StableDiffusionPipeline.from_pretrained` does: an SD-Turbo-shaped folder (EulerDiscreteScheduler,
+    trailing) renders with euler from a bare command, as diffusers' pipeline renders it; the PNG records which
+    sampler ran. SD 1.5's PNDMScheduler has no sampler here: the command's default stays."""
+    checkpoint = replace(tiny_checkpoint(seed=12), timestep_config=TRAILING)
+    folder = with_scheduler_config(save_diffusers_folder(checkpoint, tmp_path / "turbo"), TURBO_SCHEDULER_CONFIG)
+    mine, text = cli(folder, tmp_path / "bare.png", "--steps", "4", "--guidance", "0", "--seed", "3")
+    assert text["sampler"] == "euler"
+    pipe = DiffusersPipeline.from_pretrained(folder, safety_checker=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    theirs = pipe(PROMPT, num_inference_steps=4, guidance_scale=0.0, height=64, width=64,
+                  generator=[torch.Generator().manual_seed(3)]).images  # fmt: skip
+    assert max_pixel_difference(mine, theirs) <= PIXEL_TOLERANCE
+    _, text = cli(sd15_folder, tmp_path / "pndm.png", "--steps", "2")
+    assert text["sampler"] == "ddim"  # txt2img's own default
+
 @pytest.mark.parametrize("steps", [1, 4])
 def test_sd_turbo_case(tmp_path, steps):
     """SD 2.x structure, trailing spacing, guidance 0: from a folder that says so, and from a plain single file
