@@ -32,9 +32,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from sd.bf16_modes import MODES
 from sd.errors import UserError
 
-MODES = ("auto", "native", "fp32")
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 AVX512-BF16 / AMX; "bf16" is arm64's BFMMLA
 
 

@@ -29,8 +29,10 @@ import unicodedata
 from collections.abc import Collection, Iterable
 from itertools import pairwise
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # annotations only: `python -m sd tokenize --help` reads CONTEXT_LENGTH without torch
+    import torch
 
 BOS_TOKEN = "<|startoftext|>"
 EOS_TOKEN = "<|endoftext|>"
@@ -269,6 +271,8 @@ class CLIPTokenizer:
 
     def __call__(self, texts: str | list[str], max_length: int | None = None) -> torch.Tensor:
         """Prompts -> (B, max_length) int64 ids padded with the pad id: the text encoder's input."""
+        import torch  # here, not above: tokenizing text alone (encode, decode) needs no torch
+
         max_length = self.max_length if max_length is None else max_length
         texts = [texts] if isinstance(texts, str) else list(texts)
         out = torch.full((len(texts), max_length), self.pad_id, dtype=torch.long)  # (B, 77)

@@ -15,8 +15,6 @@ import argparse
 import tempfile
 from pathlib import Path
 
-import torch
-
 from sd.cli.threads import add_threads_option, apply_threads
 from sd.errors import UserError
 from sd.paths import DEFAULT_CHECKPOINT, REPO_ROOT
@@ -68,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     if args.what == "morph":
         apply_threads(args)
         return run_morph(args)
+
+    import torch  # here, not above: `python -m sd bench --help` needs no torch
 
     from sd.bench.random_checkpoint import random_sd15
     from sd.bench.reference import require_references
@@ -122,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_cuda(args: argparse.Namespace) -> int:
+    import torch
+
     from sd.bench.cuda import bench_cuda
     from sd.bench.random_checkpoint import random_sd15
 
@@ -148,6 +150,8 @@ def run_cuda(args: argparse.Namespace) -> int:
 
 
 def run_gif(args: argparse.Namespace) -> int:
+    import torch
+
     from sd.bench.gif import bench_gif
 
     checkpoint = Path(args.checkpoint or DEFAULT_CHECKPOINT)
@@ -174,6 +178,8 @@ def run_gif(args: argparse.Namespace) -> int:
 
 
 def run_mobile(args: argparse.Namespace) -> int:
+    import torch
+
     from sd.atomic_output import atomic_output
     from sd.bench.mobile import measure, plot, sd_scale_rows, table, tiny_scale_rows
 
@@ -203,6 +209,8 @@ def run_mobile(args: argparse.Namespace) -> int:
 
 
 def run_morph(args: argparse.Namespace) -> int:
+    import torch
+
     from sd.bench.morph import BEFORE, DEFAULT, KINDS, METHODS, bench_morph, table
     from sd.eval.classifier import load_classifier
     from sd.loading.checkpoint import load_checkpoint

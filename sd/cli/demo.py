@@ -12,23 +12,22 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
 
 from sd.atomic_output import atomic_output
 from sd.errors import UserError
-from sd.gif.animate import animate
 from sd.gif.settings import GifSettings
-from sd.loading.checkpoint import load_checkpoint
 from sd.paths import DEFAULT_CHECKPOINT
-from sd.pipeline import StableDiffusionPipeline
-from transformer.clip_text import SD15_TEXT, CLIPTextModel
 from unet.config import SD15_UNET
-from unet.model import UNetModel
-from vae.autoencoder import AutoencoderKL
 from vae.config import SD15_VAE
+
+if TYPE_CHECKING:  # annotations only: `python -m sd demo --help` needs no torch
+    import torch
+
+    from sd.pipeline import StableDiffusionPipeline
 
 EXAMPLES = [
     "a large red circle in the top left on a blue background",
@@ -59,6 +58,7 @@ def before_and_after(pipe: StableDiffusionPipeline, path: Path) -> None:
     """The first transition of shapes.gif drawn the way the GIF driver did before the transitions work (planned
     weights, smooth easing) and the way it does now (even frame spacing, linear easing): one row each."""
     from sd.bench.morph import PLANNED, contact_sheet
+    from sd.gif.animate import animate
 
     keyframes = "\n".join(LOOP_KEYFRAMES.splitlines()[:2])
     rows = {"before": GifSettings(seed=1, **PLANNED), "now": GifSettings(seed=1)}
@@ -85,6 +85,15 @@ def count(module: torch.nn.Module) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch  # torch and the models: only once the arguments have parsed
+
+    from sd.gif.animate import animate
+    from sd.loading.checkpoint import load_checkpoint
+    from sd.pipeline import StableDiffusionPipeline
+    from transformer.clip_text import SD15_TEXT, CLIPTextModel
+    from unet.model import UNetModel
+    from vae.autoencoder import AutoencoderKL
+
     start = time.perf_counter()
     with torch.device("meta"):  # the real thing's shapes, no memory
         sd15 = {"text encoder": CLIPTextModel(SD15_TEXT), "VAE": AutoencoderKL(SD15_VAE), "UNet": UNetModel(SD15_UNET)}

@@ -8,7 +8,7 @@ from pathlib import Path
 from PIL.PngImagePlugin import PngInfo
 
 from sd.atomic_output import atomic_output
-from sd.bf16_compute import MODES
+from sd.bf16_modes import MODES
 from sd.cli.model_option import (
     PREDICTION_HELP,
     SPACING_HELP,
@@ -17,13 +17,9 @@ from sd.cli.model_option import (
     fill_sampling_defaults,
 )
 from sd.errors import UserError
-from sd.images import load_image
-from sd.loading.checkpoint import DTYPES, load_checkpoint
 from sd.loading.checkpoint_types import SamplingDefaults
-from sd.lora.spec import describe, load_specs, parse_lora_spec
-from sd.lora.stack import applied_loras
+from sd.loading.dtype_names import DTYPE_NAMES
 from sd.paths import DEFAULT_CHECKPOINT
-from sd.pipeline import StableDiffusionPipeline, check_size
 from sd.samplers import SAMPLERS
 from sd.samplers.base import PREDICTION_TYPES
 from sd.samplers.spacing import SPACINGS
@@ -62,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument("--width", type=int, help="multiple of 8 (default: the model's native size)")
         parser.add_argument("--height", type=int, help="multiple of 8 (default: the model's native size)")
         parser.add_argument("--batch", type=int, default=1, help="images to generate (default 1)")
-        parser.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="fp32, bf16, or fp16 on a GPU")
+        parser.add_argument("--dtype", choices=list(DTYPE_NAMES), default="fp32", help="fp32, bf16, or fp16 on a GPU")
         parser.add_argument("--bf16-compute", choices=MODES, default="auto",
                             help="bf16 weights computing natively or in fp32 (default auto: fp32 on a CPU "
                             "without bf16 matrix instructions, where native bf16 is several times slower)")
@@ -87,6 +83,9 @@ def output_paths(out: Path, batch: int) -> list[Path]:
 
 def validate(args: argparse.Namespace) -> list[Path]:
     """Every check that needs no model, so a typo fails in a second rather than after loading."""
+    from sd.lora.spec import parse_lora_spec  # torch: imported once the arguments have parsed
+    from sd.pipeline import check_size
+
     apply_model_option(args)
     if args.checkpoint is None:
         if not DEFAULT_CHECKPOINT.exists():
@@ -109,6 +108,12 @@ def validate(args: argparse.Namespace) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sd.images import load_image  # torch and the model: only once the arguments have parsed
+    from sd.loading.checkpoint import load_checkpoint
+    from sd.lora.spec import describe, load_specs
+    from sd.lora.stack import applied_loras
+    from sd.pipeline import StableDiffusionPipeline
+
     paths = validate(args)
     init = load_image(args.init_image) if args.mode == "img2img" else None
     checkpoint = load_checkpoint(args.checkpoint, args.dtype, args.prediction_type)

@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 
 from sd.cli.model_option import PREDICTION_HELP
-from sd.loading.checkpoint import DTYPES, load_checkpoint
+from sd.loading.dtype_names import DTYPE_NAMES
 from sd.samplers.base import PREDICTION_TYPES
 
 
@@ -19,13 +19,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("checkpoint", help="a .safetensors or .ckpt file, or a diffusers folder")
     parser.add_argument(
-        "--dtype", choices=list(DTYPES), default="fp32", help="dtype to load in (default fp32)"
+        "--dtype", choices=list(DTYPE_NAMES), default="fp32", help="dtype to load in (default fp32)"
     )
     parser.add_argument("--prediction-type", choices=PREDICTION_TYPES, help=PREDICTION_HELP)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from sd.loading.checkpoint import load_checkpoint  # torch: imported once the arguments have parsed
+
     checkpoint = load_checkpoint(args.checkpoint, args.dtype, args.prediction_type)
     print(f"{checkpoint.name}: {checkpoint.family}, predicts {checkpoint.prediction_type}, loaded in {args.dtype}")
     for name in ("text_encoder", "vae", "unet"):

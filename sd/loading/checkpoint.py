@@ -10,11 +10,12 @@ import torch
 from sd.errors import UserError
 from sd.loading.checkpoint_types import Checkpoint
 from sd.loading.diffusers_folder import load_diffusers_folder
+from sd.loading.dtype_names import DTYPE_NAMES
 from sd.loading.original import load_original
 from sd.loading.student import load_student, student_info
 from sd.samplers.base import check_prediction_type
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+DTYPES = {name: getattr(torch, attribute) for name, attribute in DTYPE_NAMES.items()}
 
 
 def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
