@@ -1,6 +1,6 @@
 """GIFs with LCM (the distilled models' sampler), which injects fresh noise between its steps: keyframes are
-txt2img's images, and an in-between's injected noise is the slerp of its keyframes' own, as its starting noise is,
-so neighbouring frames do not draw unrelated noise (flicker)."""
+txt2img's images (to the bit when guided), and an in-between's injected noise is the slerp of its keyframes'
+own, as its starting noise is, so neighbouring frames do not draw unrelated noise (flicker)."""
 
 import numpy as np
 import pytest
@@ -34,7 +34,10 @@ def test_lcm_keyframes_are_the_txt2img_images_of_their_prompts_and_seeds(pipe, g
     for keyframe in parse_keyframes(KEYFRAMES):
         expected = pipe.txt2img(keyframe.prompt, seed=7 + keyframe.frame, steps=4, sampler="lcm", guidance=guidance,
                                 progress=False)[0]  # fmt: skip
-        assert np.array_equal(np.asarray(anim.frames[keyframe.frame]), np.asarray(expected)), keyframe
+        difference = np.abs(np.asarray(anim.frames[keyframe.frame], int) - np.asarray(expected, int)).max()
+        # Unguided, txt2img runs one image as a UNet batch of one, which oneDNN rounds differently at 2 threads
+        # (measured: 1/255 on one keyframe); the renderer runs it as two rows, for batch invariance (renderer.py).
+        assert difference <= (0 if guidance > 1 else 1), (keyframe, difference)
 
 
 def test_lcm_injected_noise_of_an_in_between_is_the_slerp_of_its_keyframes(pipe, monkeypatch):
