@@ -45,7 +45,8 @@ from sd.images import tensor_to_images
 from sd.pipeline import StableDiffusionPipeline
 from sd.samplers.spacing import LEADING_SD15
 
-# Called after each generated frame with (image, frames done, frames to do); raising from it stops the run.
+# Called after each generated frame with (image, frames generated so far in this run, those plus the ones still to do in
+# this pass: even frame spacing renders in several passes, so the total grows); raising from it stops the run.
 OnFrame = Callable[[Image.Image, int, int], None]
 
 
@@ -140,6 +141,7 @@ class FrameRenderer:
         self.keys = FrameKeys(s, keyframes, self.conditioning.seeds, base, in_between)
         self.captured: set[int] = set()  # keyframes denoised in this run (their capture, if any, is at hand)
         self.unet_steps = 0  # sampler steps run, summed over frames (a guided step counts once)
+        self.generated = 0  # frames generated in this run, over every render() call
 
     @property
     def seeds(self) -> list[int]:
@@ -186,7 +188,8 @@ class FrameRenderer:
                     for frame in self._run(group[i : i + self.settings.batch]):
                         made[frame.key] = frame
                         bar.update(1)
-                        self.on_frame(frame.image, len(made), len(todo))  # not bar.n: a disabled tqdm does not count
+                        self.generated += 1  # not bar.n: a disabled tqdm does not count
+                        self.on_frame(frame.image, self.generated, self.generated - len(made) + len(todo))
         return made
 
     def _job(self, spec: FrameSpec, previous: str | None = None, video_frame: int | None = None) -> FrameJob:
