@@ -110,10 +110,10 @@ class UNetModel(nn.Module):
     ) -> torch.Tensor:
         """Predict the noise in x (B, 4, h, w) at step t given text hidden states (B, 77, 768)."""
         t = torch.as_tensor(timesteps, device=x.device)
-        # One timestep shared by the batch is embedded once, as (1, 1280), and broadcast in every ResBlock:
-        # cheaper, and a sample's result does not depend on the batch size (a (B, 320) matmul may round
-        # differently for different B).
-        t = t.reshape(1) if t.ndim == 0 else t[:1] if bool((t == t[0]).all()) else t  # (1,) or (B,)
+        # A single timestep (a scalar or (1,): what the samplers pass) is embedded once, as (1, 1280), and broadcast
+        # in every ResBlock: cheaper, and a sample's result does not depend on the batch size (a (B, 320) matmul
+        # may round differently for different B). Batch invariance is the caller's choice, not probed here.
+        t = t.reshape(1) if t.ndim == 0 else t  # (1,) or (B,)
         t_emb = timestep_embedding(t, self.config.model_channels).to(x.dtype)  # (B or 1,) -> (B or 1, 320)
         emb = self.time_embed(t_emb)  # (B or 1, 320) -> (B or 1, 1280)
 
