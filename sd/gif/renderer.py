@@ -130,10 +130,9 @@ class FrameRenderer:
         if timesteps != LEADING_SD15:  # only then: frames cached before the spacing could change were made with it
             base["timesteps"] = [timesteps.spacing, timesteps.steps_offset, timesteps.set_alpha_to_one]
         if denoising is None and s.attention != "off":
-            latent_size = pipe.latent_size(self.width, self.height)
             inbetween_begin = self.starts.begin(FrameSpec(0, 1, 0.5))
             guided = self.conditioning.uncond is not None
-            denoising = AttentionDenoising(pipe, s, latent_size, inbetween_begin, len(keyframes), guided)
+            denoising = AttentionDenoising(pipe, s, latent_shape[2:], inbetween_begin, len(keyframes), guided)
         self.denoising = denoising or PlainDenoising()
         in_between = {"adain": True} if s.adain else {}  # keyframes keep their keys; a switch joins when on
         if s.attention != "off":
