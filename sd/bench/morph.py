@@ -3,8 +3,10 @@
 Each case is two keyframes 16 frames apart (15 in-betweens), prompts of the shapes the small model is trained
 on, rendered with the shipped model for several seeds. Pairs change one attribute (colour, background, size,
 shape, position) or all of them (mix); each method is a GifSettings change, and a plain pixel crossfade of
-the same keyframes at the same blend weights is the reference a generation must not be. Per transition
-(smoothness.py, sd/eval/wander.py):
+the same keyframes at the same blend weights is the reference a generation must not be. Two more references
+need no model: the ideal morph (sd/data/in_between.py: every attribute on a straight path, keyframes included,
+drawn by the scene renderer at even weights) and the same frames through the model's autoencoder (encoded,
+decoded): what its decoder can show of an ideal morph at best. Per transition (smoothness.py, sd/eval/wander.py):
     jump ratio  largest / median step (mean |pixel difference|)        1 = even
     gini        of the steps (1 - gini is AID's smoothness)            0 = even
     detour      CIELAB path length / direct distance                    1 = straight
@@ -29,6 +31,7 @@ from tqdm.auto import tqdm
 
 from sd.atomic_output import atomic_output
 from sd.data.captions import canonical_caption
+from sd.data.in_between import ideal_morph
 from sd.data.shapes import Scene
 from sd.eval.classifier import ShapesClassifier
 from sd.eval.wander import off_the_way
@@ -37,7 +40,8 @@ from sd.gif.keyframes import Keyframe
 from sd.gif.settings import GifSettings
 from sd.gif.smoothness import CROSSFADE_THRESHOLD, blend_gap, transition_stats
 from sd.gif.timeline import FrameSpec
-from sd.pipeline import StableDiffusionPipeline
+from sd.images import image_to_tensor, tensor_to_images
+from sd.pipeline import StableDiffusionPipeline, generators_for
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,8 @@ PAIRS = tuple(
 )
 KINDS = tuple(dict.fromkeys(p.kind for p in PAIRS))
 CROSSFADE = "pixel crossfade"
+IDEAL = "ideal morph (rendered)"
+IDEAL_DECODED = "ideal morph through the autoencoder"
 DEFAULT = "default: even spacing, linear easing"
 BEFORE = "before: planned, smooth easing"
 PLANNED = {"frame_spacing": "planned", "easing": "smooth"}  # the defaults before this bench chose new ones
@@ -120,6 +126,13 @@ def blend_weights(specs: list[FrameSpec]) -> list[float]:
     return [0.0, *(s.weight for s in specs[1:-1]), 1.0]
 
 
+def through_autoencoder(pipe: StableDiffusionPipeline, frames: list[Image.Image]) -> list[Image.Image]:
+    """Each frame encoded (one posterior sample, seed 0) and decoded by the model's autoencoder."""
+    images = torch.cat([image_to_tensor(f, f.width, f.height) for f in frames])  # (F, 3, 64, 64)
+    latents = torch.cat([pipe.encode_image(image[None], generators_for(0, 1)) for image in images])  # (F, 4, 8, 8)
+    return tensor_to_images(pipe.decode_latents(latents))
+
+
 def measure(frames: list[Image.Image], specs: list[FrameSpec], judge: ShapesClassifier) -> dict:
     """The measures of one transition (frames: keyframe, in-betweens, keyframe)."""
     stats = transition_stats(specs, frames)[0]
@@ -138,9 +151,9 @@ def run_bench(
     pairs: tuple[Pair, ...] = PAIRS, seeds: tuple[int, ...] = SEEDS, frames: int = FRAMES, steps: int = 20,
     progress: bool = True,
 ) -> tuple[list[dict], Sheet]:  # fmt: skip
-    """Every method on every pair and seed, and the pixel crossfade of each case's keyframes (every method
-    draws the same keyframes): (one record per transition, {kind: {method: frames}} of the first pair and
-    seed of each kind, for the contact sheet)."""
+    """Every method on every pair and seed, the pixel crossfade of each case's keyframes (every method draws
+    the same keyframes) and the ideal morph at even weights: (one record per transition, {kind: {method:
+    frames}} of the first pair and seed of each kind, for the contact sheet)."""
     records, sheet = [], {}
     todo = [(pair, seed, name) for pair in pairs for seed in seeds for name in methods]
     for pair, seed, name in tqdm(todo, desc="transitions", disable=not progress):
@@ -153,8 +166,13 @@ def run_bench(
         records.append(case | {"method": name, "unet_steps": result.unet_steps} | measure(images, specs, judge))
         if name == next(iter(methods)):
             fade = [images[0], *crossfade(images[0], images[-1], blend_weights(specs)[1:-1]), images[-1]]
-            shown[CROSSFADE] = fade
-            records.append(case | {"method": CROSSFADE, "unet_steps": 0} | measure(fade, specs, judge))
+            even = [i / frames for i in range(frames + 1)]
+            ideal = ideal_morph(pair.a, pair.b, even)
+            references = {CROSSFADE: fade, IDEAL: ideal, IDEAL_DECODED: through_autoencoder(pipe, ideal)}
+            shown |= references
+            for reference, drawn in references.items():
+                record = case | {"method": reference, "unet_steps": 0} | measure(drawn, specs, judge)
+                records.append(record | ({} if reference == CROSSFADE else {"weights": even}))
         if seed == seeds[0] and pair == next(p for p in pairs if p.kind == pair.kind):
             sheet.setdefault(pair.kind, {}).update(shown)
     return records, sheet
@@ -254,4 +272,3 @@ def bench_morph(
     if all(name in next(iter(sheet.values())) for name in SHEET_ROWS):
         contact_sheet(sheet, out / "morph-short.png", SHEET_ROWS)
     return record
-

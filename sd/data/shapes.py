@@ -16,6 +16,7 @@ from sd.data.vocabulary import COLOURS, POSITIONS, SIZES
 
 SIZE = 64
 SUPERSAMPLE = 4
+RING_HOLE = 0.55  # a ring's hole radius, as a share of its outer radius
 
 
 @dataclass(frozen=True)
@@ -84,12 +85,20 @@ def render(scene: Scene, colours: dict[str, tuple[int, int, int]] = COLOURS) -> 
     if scene.shape in ("circle", "ring"):
         draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=255)
         if scene.shape == "ring":
-            inner = r * 0.55
+            inner = r * RING_HOLE
             draw.ellipse((cx - inner, cy - inner, cx + inner, cy + inner), fill=0)
     else:
         draw.polygon(_polygon(OUTLINES[scene.shape], cx, cy, r, scene.angle), fill=255)
+    return composite(coverage, colours[scene.colour], colours[scene.background])
+
+
+def composite(
+    coverage: Image.Image, colour: tuple[float, float, float], background: tuple[float, float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """A SUPERSAMPLE-times coverage drawing -> (image (64, 64, 3) uint8, mask (64, 64) uint8): box-filtered
+    down, so each pixel is the covered fraction of its area, and blended between the two colours by it."""
     alpha = np.asarray(coverage.resize((SIZE, SIZE), Image.BOX), dtype=np.float32)[..., None] / 255.0  # (64, 64, 1)
-    fg = np.array(colours[scene.colour], dtype=np.float32)
-    bg = np.array(colours[scene.background], dtype=np.float32)
+    fg = np.array(colour, dtype=np.float32)
+    bg = np.array(background, dtype=np.float32)
     image = alpha * fg + (1.0 - alpha) * bg  # (64, 64, 3), blended by coverage
     return np.round(image).astype(np.uint8), (alpha[..., 0] >= 0.5).astype(np.uint8)

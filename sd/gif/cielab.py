@@ -31,6 +31,17 @@ def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
 
 
+def lab_to_srgb(lab: np.ndarray) -> np.ndarray:
+    """CIELAB (..., 3) -> sRGB in 0-255 (..., 3) float64, clipped to the gamut: srgb_to_lab run backwards."""
+    lab = np.asarray(lab, dtype=np.float64)
+    fy = (lab[..., 0] + 16) / 116
+    f = np.stack([fy + lab[..., 1] / 500, fy, fy - lab[..., 2] / 200], -1)  # (..., 3): f(X), f(Y), f(Z)
+    xyz = np.where(f > 6 / 29, f**3, 3 * (6 / 29) ** 2 * (f - 4 / 29)) * D65_WHITE
+    linear = np.clip(xyz @ np.linalg.inv(SRGB_TO_XYZ).T, 0.0, 1.0)
+    c = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+    return c * 255.0
+
+
 def image_lab(image: Image.Image) -> np.ndarray:
     """(H, W, 3) CIELAB of a PIL image."""
     return srgb_to_lab(np.asarray(image.convert("RGB")))

@@ -10,6 +10,14 @@ matters, and the gradient term (finite differences) about the outline, which tel
 The KL term is tiny, as in SD, so latents stay close to the data rather than to N(0, I); `scaling_factor`
 then rescales them.
 Re-running the same command resumes from `--out`/state.pt.
+
+    python -m sd.train.vae --out outputs/train/vae-between --init weights/tiny-shapes-vae.safetensors \
+        --decoder-only --in-between-share 0.5 --steps 1500 --lr 2e-4
+
+fine-tunes the decoder alone, so the latent space (and every diffusion model trained on it) stays as it is,
+on data of which a share are ideal in-betweens (sd/data/in_between.py): colours between the 12 named ones,
+sizes, positions and outlines between theirs. The shipped decoder draws every latent as one of the 12 named
+colours, so a transition from blue to black cannot pass through dark blue, whatever the UNet draws.
 """
 
 from __future__ import annotations
@@ -24,12 +32,13 @@ from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
-from sd.data.dataset import generate
+from sd.data.dataset import ShapesData, generate
+from sd.data.in_between import in_between_data
 from sd.train.curves import plot_curves
 from sd.train.distributed import Dist, check_ranks_identical, cleanup, setup, wrap
 from sd.train.lr_schedule import warmup_cosine
 from sd.train.state import load_state, save_state
-from sd.train.vae_file import save_vae
+from sd.train.vae_file import load_vae, save_vae
 from vae.autoencoder import AutoencoderKL
 from vae.config import TINY_VAE, VAEConfig
 
@@ -48,7 +57,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-every", type=int, default=250)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    return p.parse_args(argv)
+    p.add_argument("--init", type=Path, help="start from this autoencoder file (stage 1's vae.safetensors)")
+    p.add_argument("--decoder-only", action="store_true",
+                   help="train the decoder alone (needs --init): the latents, and the scaling factor, stay --init's")  # fmt: skip
+    p.add_argument("--in-between-share", type=float, default=0.0,
+                   help="share of the training images that are ideal in-betweens of two scenes (default 0)")  # fmt: skip
+    args = p.parse_args(argv)
+    if args.decoder_only and args.init is None:
+        p.error("--decoder-only needs --init: the autoencoder whose encoder stays as it is")
+    if not 0.0 <= args.in_between_share <= 1.0:
+        p.error(f"--in-between-share {args.in_between_share}: give a share from 0 to 1")
+    return args
 
 
 def to_input(images: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -73,6 +92,17 @@ class ReconstructionLoss(nn.Module):
         dy = (error[..., 1:, :] - error[..., :-1, :]).abs() * weight[..., 1:, :]  # vertical differences
         edges = dx.mean() + dy.mean()
         return (weight * error.abs()).mean() + self.edge_weight * edges + self.kl_weight * kl
+
+
+def training_data(n: int, in_between_share: float, seed: int, progress: bool) -> ShapesData:
+    """n images: scenes as the diffusion model is trained on, and a share of ideal in-betweens after them."""
+    between = round(n * in_between_share)
+    data = generate(n - between, seed, progress=progress)
+    if between == 0:
+        return data
+    extra = in_between_data(between, seed + 7)
+    return ShapesData(np.concatenate([data.images, extra.images]), np.concatenate([data.masks, extra.masks]),
+                      data.scenes + extra.scenes, data.captions + extra.captions)  # fmt: skip
 
 
 @torch.no_grad()
@@ -100,8 +130,16 @@ def train(args: argparse.Namespace, config: VAEConfig = TINY_VAE) -> dict:
     d: Dist = setup(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
+    if args.init is not None:
+        initial = load_vae(args.init)
+        config = initial.config
     model = AutoencoderKL(config).to(d.device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    if args.init is not None:
+        model.load_state_dict(initial.state_dict())
+    if args.decoder_only:  # the encoder and its moments layer fixed: the latent space stays --init's
+        for name, param in model.named_parameters():
+            param.requires_grad_(name.startswith(("decoder.", "post_quant_conv.")))
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=args.lr)
     history: dict[str, list] = {"train": [], "val_fg_error": []}
     start = 0
     state = load_state(args.out / "state.pt")
@@ -110,8 +148,8 @@ def train(args: argparse.Namespace, config: VAEConfig = TINY_VAE) -> dict:
         optimizer.load_state_dict(state["optimizer"])
         history, start = state["history"], state["step"]
     ddp = wrap(ReconstructionLoss(model, args.fg_weight, args.kl_weight, args.edge_weight), d)
-    data = generate(args.train_size, args.seed, progress=d.main)
-    val = generate(64, args.seed + 1)
+    data = training_data(args.train_size, args.in_between_share, args.seed, d.main)
+    val = training_data(64, args.in_between_share, args.seed + 1, False)
     masks = torch.from_numpy(data.masks)
 
     bar = tqdm(range(start, args.steps), initial=start, total=args.steps, desc="vae", disable=not d.main)
@@ -144,7 +182,9 @@ def train(args: argparse.Namespace, config: VAEConfig = TINY_VAE) -> dict:
     check_ranks_identical(model, d)
     if d.main:
         model.eval()
-        final = dataclasses.replace(config, scaling_factor=latent_scaling_factor(model, data.images[:2048], d.device))
+        keep = args.decoder_only  # the encoder did not move, so neither did the latents' spread
+        scale = config.scaling_factor if keep else latent_scaling_factor(model, data.images[:2048], d.device)
+        final = dataclasses.replace(config, scaling_factor=scale)
         save_vae(model, final, args.out / "vae.safetensors")
     cleanup(d)
     return {"history": history, "model": model}

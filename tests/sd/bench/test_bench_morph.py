@@ -4,7 +4,7 @@ import json
 
 from PIL import Image
 
-from sd.bench.morph import BEFORE, CROSSFADE, DEFAULT, METHODS, QUICK, SHEET_ROWS, table
+from sd.bench.morph import BEFORE, CROSSFADE, DEFAULT, IDEAL, IDEAL_DECODED, METHODS, QUICK, SHEET_ROWS, table
 from sd.cli.main import main
 from sd.gif.settings import DEFAULT_BRANCH
 
@@ -16,7 +16,7 @@ def test_quick_bench_tables_every_method_and_the_references(tmp_path, capsys):
     summary = record["summary"]
     kinds = [pair.kind for pair in QUICK["pairs"]]
     assert list(summary) == ["all", *kinds]
-    assert list(summary["all"]) == [DEFAULT, CROSSFADE, *list(METHODS)[1:]]
+    assert list(summary["all"]) == [DEFAULT, CROSSFADE, IDEAL, IDEAL_DECODED, *list(METHODS)[1:]]
     steps, frames = QUICK["steps"], QUICK["frames"]
     default, before = summary["all"][DEFAULT], summary["all"][BEFORE]
     assert default["n"] == before["n"] == len(QUICK["pairs"]) * len(QUICK["seeds"])
@@ -29,6 +29,11 @@ def test_quick_bench_tables_every_method_and_the_references(tmp_path, capsys):
     fade = summary["all"][CROSSFADE]
     assert fade["unet_steps"] == 0 and fade["detour"]["worst"] < 1.1  # a blend goes straight, near enough
     assert fade["crossfade"]["median"] >= 2 / 3 and default["crossfade"]["worst"] == 0.0  # the guard tells them apart
+    colour, position = summary["colour"][IDEAL], summary["position"][IDEAL]
+    assert colour["detour"]["worst"] < 1.01 and colour["wander"]["worst"] == 0.0  # a straight line in CIELAB
+    assert colour["crossfade"]["median"] == 1.0  # which, for a change of colour alone, is a pixel blend
+    assert position["crossfade"]["worst"] == 0.0 and position["detour"]["median"] > 1.5  # a move sweeps pixels twice
+    assert summary["all"][IDEAL_DECODED]["wander"]["worst"] == 0.0
     for row in summary["all"].values():
         assert row["jump_ratio"]["median"] >= 1.0 and 0.0 <= row["gini"]["median"] < 1.0
         assert row["detour"]["median"] >= 1.0 and 0.0 <= row["wander"]["median"] <= 1.0
@@ -38,9 +43,9 @@ def test_quick_bench_tables_every_method_and_the_references(tmp_path, capsys):
     assert (tmp_path / "morph.md").read_text().count("| method |") == 1 + len(kinds)
     frame = 64  # the shipped model's frames, pasted at their own size: one row per method, one block per kind
     sheet, short = Image.open(tmp_path / "morph.png"), Image.open(tmp_path / "morph-short.png")
-    assert sheet.height == len(kinds) * (22 + frame * (len(METHODS) + 1))
+    assert sheet.height == len(kinds) * (22 + frame * (len(METHODS) + 3))
     assert short.height == len(kinds) * (22 + frame * len(SHEET_ROWS))
     assert sheet.width >= short.width > (frames + 1) * frame  # the frames and a column of labels
     transitions = record["transitions"]
-    assert len(transitions) == len(QUICK["pairs"]) * len(QUICK["seeds"]) * (len(METHODS) + 1)
+    assert len(transitions) == len(QUICK["pairs"]) * len(QUICK["seeds"]) * (len(METHODS) + 3)
     assert all(len(t["blend_gaps"]) == frames - 1 and len(t["off_the_way"]) == frames - 1 for t in transitions)
