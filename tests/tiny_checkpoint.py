@@ -7,7 +7,7 @@ from sd.loading.tokenizer_files import default_tokenizer
 from sd.schedule import SD15_SCHEDULE
 from tests.random_weights import randomize_
 from transformer.clip_text import TINY_TEXT, CLIPTextConfig, CLIPTextModel
-from transformer.clip_tokenizer import OPEN_CLIP_PAD_TOKEN
+from transformer.clip_tokenizer import OPEN_CLIP_PAD_TOKEN, CLIPTokenizer
 from unet.config import TINY_UNET, UNetConfig
 from unet.model import UNetModel
 from vae.autoencoder import AutoencoderKL
@@ -28,29 +28,28 @@ TINY_SD2_VAE = VAEConfig(ch=32, ch_mult=(1, 1, 2, 2), num_res_blocks=1, resoluti
 
 
 def tiny_checkpoint(seed: int = 0) -> Checkpoint:
-    torch.manual_seed(seed)
-    return Checkpoint(
-        tokenizer=default_tokenizer(),
-        text_encoder=randomize_(CLIPTextModel(TINY_TEXT), seed),
-        vae=randomize_(AutoencoderKL(TINY_VAE), seed + 1),
-        unet=randomize_(UNetModel(TINY_UNET), seed + 2),
-        schedule=SD15_SCHEDULE,
-        name="tiny",
-        family=SD1,
-    )
+    return random_checkpoint(seed, default_tokenizer(), TINY_TEXT, TINY_VAE, TINY_UNET, name="tiny", family=SD1)
 
 
 def tiny_sd2_checkpoint(seed: int = 0, prediction_type: str = "v_prediction") -> Checkpoint:
+    tokenizer = default_tokenizer(OPEN_CLIP_PAD_TOKEN)
+    return random_checkpoint(seed, tokenizer, TINY_SD2_TEXT, TINY_SD2_VAE, TINY_SD2_UNET, name="tiny-sd2", family=SD2,
+                             prediction_type=prediction_type)  # fmt: skip
+
+
+def random_checkpoint(
+    seed: int, tokenizer: CLIPTokenizer, text: CLIPTextConfig, vae: VAEConfig, unet: UNetConfig, **facts
+) -> Checkpoint:
+    """The three models of these configs with random weights, seeded `seed`, `seed + 1` and `seed + 2`, and
+    SD 1.5's schedule; `facts`: the rest of the Checkpoint (name, family, ...)."""
     torch.manual_seed(seed)
     return Checkpoint(
-        tokenizer=default_tokenizer(OPEN_CLIP_PAD_TOKEN),
-        text_encoder=randomize_(CLIPTextModel(TINY_SD2_TEXT), seed),
-        vae=randomize_(AutoencoderKL(TINY_SD2_VAE), seed + 1),
-        unet=randomize_(UNetModel(TINY_SD2_UNET), seed + 2),
+        tokenizer=tokenizer,
+        text_encoder=randomize_(CLIPTextModel(text), seed),
+        vae=randomize_(AutoencoderKL(vae), seed + 1),
+        unet=randomize_(UNetModel(unet), seed + 2),
         schedule=SD15_SCHEDULE,
-        name="tiny-sd2",
-        family=SD2,
-        prediction_type=prediction_type,
+        **facts,
     )
 
 

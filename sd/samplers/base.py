@@ -18,9 +18,14 @@ from typing import TYPE_CHECKING, Protocol
 from sd.errors import UserError
 
 if TYPE_CHECKING:  # annotations only: the CLI reads PREDICTION_TYPES without importing torch
+    from typing import TypeAlias
+
     import torch
 
     from sd.samplers.noise import Generators
+
+    Timestep: TypeAlias = int | float | torch.Tensor
+    """A timestep as the loop passes it: an element of `timesteps` (a 0-d tensor) or a plain number."""
 
 PREDICTION_TYPES = ("epsilon", "v_prediction")
 """epsilon: the UNet predicts the added noise (SD 1.x). v_prediction: v = alpha_t eps - sigma_t x0 (SD 2.x 768)."""
@@ -45,14 +50,21 @@ class Sampler(Protocol):
 
     def set_begin_index(self, begin_index: int = 0) -> None: ...
 
-    def scale_model_input(self, sample: torch.Tensor, timestep: int | float | torch.Tensor) -> torch.Tensor: ...
+    def scale_model_input(self, sample: torch.Tensor, timestep: Timestep) -> torch.Tensor: ...
 
     def step(
-        self,
-        model_output: torch.Tensor,
-        timestep: int | float | torch.Tensor,
-        sample: torch.Tensor,
-        generator: Generators = None,
+        self, model_output: torch.Tensor, timestep: Timestep, sample: torch.Tensor, generator: Generators = None
     ) -> torch.Tensor: ...
 
     def add_noise(self, original: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor: ...
+
+
+class VariancePreserving:
+    """A sampler whose state is x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, the scale the UNet was trained on
+    (DDPM, DDIM, DPM-Solver++, LCM, TCD; not Euler's sigma form): it starts from x_T ~ N(0, I) and feeds x_t
+    to the UNet as it is."""
+
+    init_noise_sigma = 1.0
+
+    def scale_model_input(self, sample: torch.Tensor, timestep: Timestep) -> torch.Tensor:
+        return sample  # x_t is already in the UNet's (variance-preserving) scale

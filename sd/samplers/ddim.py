@@ -15,21 +15,21 @@ default (a config without the key) is 1.
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
+
 import torch
 
 from sd.errors import UserError
-from sd.samplers.base import check_prediction_type
+from sd.samplers.alphas import AlphaTableSampler
 from sd.samplers.noise import Generators, randn_tensor
-from sd.samplers.spacing import SD15_TIMESTEPS, TimestepConfig, spaced_timesteps
-from sd.schedule import SD15_SCHEDULE, NoiseSchedule, add_noise
+from sd.samplers.spacing import SD15_TIMESTEPS, TimestepConfig
+from sd.schedule import SD15_SCHEDULE, NoiseSchedule
+
+if TYPE_CHECKING:
+    from sd.samplers.base import Timestep
 
 
-class DDIMSampler:
-    order = 1
-    init_noise_sigma = 1.0
-    default_spacing = "leading"  # diffusers' DDIMScheduler's, for a config that names none
-
+class DDIMSampler(AlphaTableSampler):
     def __init__(
         self,
         schedule: NoiseSchedule = SD15_SCHEDULE,
@@ -39,36 +39,13 @@ class DDIMSampler:
     ) -> None:
         if not eta >= 0.0:
             raise UserError(f"eta must be >= 0 (0 = deterministic DDIM, 1 = DDPM-like noise), got {eta}")
-        self.schedule = schedule
-        self.prediction_type = check_prediction_type(prediction_type)
+        super().__init__(schedule, prediction_type, timestep_config)
         self.eta = float(eta)
-        self.timestep_config = timestep_config
-        self.spacing = timestep_config.spacing_or(self.default_spacing)
-        self.alphas_cumprod = schedule.alphas_cumprod  # (1000,) float32
         # abar after the last step: 1 (a clean end) or, as SD 1.5's config says, abar_0
         self.final_alpha_cumprod = torch.tensor(1.0) if timestep_config.set_alpha_to_one else self.alphas_cumprod[0]
-        self.num_inference_steps: int | None = None
-        self.timesteps = torch.arange(schedule.num_train_timesteps - 1, -1, -1)  # (1000,) until set_timesteps
-
-    def set_timesteps(self, num_inference_steps: int, device: torch.device | str = "cpu") -> None:
-        timesteps = spaced_timesteps(
-            self.spacing, num_inference_steps, self.schedule.num_train_timesteps, self.timestep_config.steps_offset
-        ).round().astype(np.int64)  # (N,): linspace's fractional t rounded, as diffusers
-        self.num_inference_steps = num_inference_steps
-        self.timesteps = torch.from_numpy(timesteps).to(device)  # (N,) int64
-
-    def set_begin_index(self, begin_index: int = 0) -> None:
-        """Nothing to do: DDIM derives t' from t itself, so img2img needs no begin index."""
-
-    def scale_model_input(self, sample: torch.Tensor, timestep: int | float | torch.Tensor) -> torch.Tensor:
-        return sample  # x_t is already in the UNet's (variance-preserving) scale
 
     def step(
-        self,
-        model_output: torch.Tensor,
-        timestep: int | float | torch.Tensor,
-        sample: torch.Tensor,
-        generator: Generators = None,
+        self, model_output: torch.Tensor, timestep: Timestep, sample: torch.Tensor, generator: Generators = None
     ) -> torch.Tensor:
         if self.num_inference_steps is None:
             raise RuntimeError("call set_timesteps before step")
@@ -96,6 +73,3 @@ class DDIMSampler:
             noise = randn_tensor(model_output.shape, generator, model_output.dtype, model_output.device)
             prev_sample = prev_sample + std_dev_t * noise
         return prev_sample
-
-    def add_noise(self, original: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
-        return add_noise(self.alphas_cumprod, original, noise, timesteps)

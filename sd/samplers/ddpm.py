@@ -14,21 +14,21 @@ steps; it is here as the reference point the other samplers improve on.
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
+
 import torch
 
 from sd.errors import UserError
-from sd.samplers.base import check_prediction_type
+from sd.samplers.alphas import AlphaTableSampler
 from sd.samplers.noise import Generators, randn_tensor
-from sd.samplers.spacing import SD15_TIMESTEPS, TimestepConfig, spaced_timesteps
-from sd.schedule import SD15_SCHEDULE, NoiseSchedule, add_noise
+from sd.samplers.spacing import SD15_TIMESTEPS, TimestepConfig
+from sd.schedule import SD15_SCHEDULE, NoiseSchedule
+
+if TYPE_CHECKING:
+    from sd.samplers.base import Timestep
 
 
-class DDPMSampler:
-    order = 1
-    init_noise_sigma = 1.0
-    default_spacing = "leading"  # diffusers' DDPMScheduler's, for a config that names none
-
+class DDPMSampler(AlphaTableSampler):
     def __init__(
         self,
         schedule: NoiseSchedule = SD15_SCHEDULE,
@@ -38,40 +38,18 @@ class DDPMSampler:
     ) -> None:
         if variance_type not in ("fixed_small", "fixed_large"):
             raise UserError(f"variance_type {variance_type!r} is not supported; use fixed_small or fixed_large")
-        self.schedule = schedule
-        self.prediction_type = check_prediction_type(prediction_type)
+        super().__init__(schedule, prediction_type, timestep_config)
         self.variance_type = variance_type
-        self.timestep_config = timestep_config
-        self.spacing = timestep_config.spacing_or(self.default_spacing)
-        self.alphas_cumprod = schedule.alphas_cumprod  # (1000,) float32
         self.one = torch.tensor(1.0)
-        self._visited = list(range(schedule.num_train_timesteps - 1, -1, -1))  # all 1000 until set_timesteps
-        self.timesteps = torch.tensor(self._visited)  # (1000,) int64
-
-    def set_timesteps(self, num_inference_steps: int, device: torch.device | str = "cpu") -> None:
-        timesteps = spaced_timesteps(
-            self.spacing, num_inference_steps, self.schedule.num_train_timesteps, self.timestep_config.steps_offset
-        ).round().astype(np.int64)  # (N,): linspace's fractional t rounded, as diffusers
-        self._visited = timesteps.tolist()
-        self.timesteps = torch.from_numpy(timesteps).to(device)  # (N,) int64
-
-    def set_begin_index(self, begin_index: int = 0) -> None:
-        """Nothing to do: DDPM finds its place from the timestep value, so img2img needs no begin index."""
-
-    def scale_model_input(self, sample: torch.Tensor, timestep: int | float | torch.Tensor) -> torch.Tensor:
-        return sample  # x_t is already in the UNet's (variance-preserving) scale
 
     def previous_timestep(self, timestep: int) -> int:
         """t': the next timestep in the visited list, or -1 after the last one."""
-        index = self._visited.index(timestep)
-        return self._visited[index + 1] if index + 1 < len(self._visited) else -1
+        visited = self.timesteps.tolist()
+        index = visited.index(timestep)
+        return visited[index + 1] if index + 1 < len(visited) else -1
 
     def step(
-        self,
-        model_output: torch.Tensor,
-        timestep: int | float | torch.Tensor,
-        sample: torch.Tensor,
-        generator: Generators = None,
+        self, model_output: torch.Tensor, timestep: Timestep, sample: torch.Tensor, generator: Generators = None
     ) -> torch.Tensor:
         t = int(timestep)
         prev_t = self.previous_timestep(t)
@@ -106,7 +84,3 @@ class DDPMSampler:
             return current_beta_t
         variance = (1 - alpha_prod_t_prev) / (1 - alpha_prod_t) * current_beta_t
         return torch.clamp(variance, min=1e-20)  # 0 when t' = -1; the floor is diffusers'
-
-    def add_noise(self, original: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
-        return add_noise(self.alphas_cumprod, original, noise, timesteps)
-

@@ -16,13 +16,17 @@ Unlike Euler, the state x_t stays in the VP scale: init_noise_sigma is 1 and the
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
+from sd.samplers.base import VariancePreserving
 from sd.samplers.noise import Generators
 from sd.samplers.sigmas import SigmaTableSampler, sigma_table
-from sd.samplers.spacing import SD15_TIMESTEPS, TimestepConfig, spaced_timesteps
-from sd.schedule import SD15_SCHEDULE, NoiseSchedule
+
+if TYPE_CHECKING:
+    from sd.samplers.base import Timestep
 
 
 def vp_alpha_sigma(sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -31,41 +35,25 @@ def vp_alpha_sigma(sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return alpha_t, sigma * alpha_t
 
 
-class DPMSolverPlusPlus2MSampler(SigmaTableSampler):
-    init_noise_sigma = 1.0
-
-    def __init__(
-        self,
-        schedule: NoiseSchedule = SD15_SCHEDULE,
-        prediction_type: str = "epsilon",
-        timestep_config: TimestepConfig = SD15_TIMESTEPS,
-    ) -> None:
-        super().__init__(schedule, prediction_type, timestep_config)
-        self.model_outputs: list[torch.Tensor | None] = [None, None]  # x0_hat at s1, s0
-        self.lower_order_nums = 0
-
+class DPMSolverPlusPlus2MSampler(VariancePreserving, SigmaTableSampler):
     def set_timesteps(self, num_inference_steps: int, device: torch.device | str = "cpu") -> None:
         # diffusers' DPM-Solver spaces N + 1 leading or linspace timesteps and drops the last (t ~ 0), so the
         # final step goes from the smallest kept t to sigma = 0; trailing spaces N and keeps them all.
-        total, offset = self.schedule.num_train_timesteps, self.timestep_config.steps_offset
         if self.spacing == "trailing":
-            timesteps = spaced_timesteps(self.spacing, num_inference_steps, total, offset)
+            timesteps = self.spaced_timesteps(num_inference_steps)
         else:
-            timesteps = spaced_timesteps(self.spacing, num_inference_steps + 1, total, offset)[:-1]
+            timesteps = self.spaced_timesteps(num_inference_steps + 1)[:-1]
         timesteps = timesteps.round().astype(np.int64)  # (N,)
         self._set_table(torch.from_numpy(timesteps).to(device), sigma_table(self.schedule, timesteps))  # (N,), (N+1,)
-        self.model_outputs = [None, None]
+
+    def _set_table(self, timesteps: torch.Tensor, sigmas: torch.Tensor) -> None:
+        """A fresh table also starts with no previous x0_hat: the first step is first order."""
+        super()._set_table(timesteps, sigmas)
+        self.model_outputs: list[torch.Tensor | None] = [None, None]  # x0_hat at s1, s0
         self.lower_order_nums = 0
 
-    def scale_model_input(self, sample: torch.Tensor, timestep: int | float | torch.Tensor) -> torch.Tensor:
-        return sample  # x_t is already in the UNet's (variance-preserving) scale
-
     def step(
-        self,
-        model_output: torch.Tensor,
-        timestep: int | float | torch.Tensor,
-        sample: torch.Tensor,
-        generator: Generators = None,
+        self, model_output: torch.Tensor, timestep: Timestep, sample: torch.Tensor, generator: Generators = None
     ) -> torch.Tensor:
         i = self.step_index(timestep)
         alpha_s0, sigma_s0 = vp_alpha_sigma(self.sigmas[i])

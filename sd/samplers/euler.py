@@ -15,19 +15,21 @@ start is DDIM's x_T ~ N(0, I) in sigma form: noise * sqrt(sigma_max^2 + 1), sigm
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
 from sd.samplers.noise import Generators
 from sd.samplers.sigmas import SigmaTableSampler, sigma_table
-from sd.samplers.spacing import spaced_timesteps
+
+if TYPE_CHECKING:
+    from sd.samplers.base import Timestep
 
 
 class EulerSampler(SigmaTableSampler):
     def set_timesteps(self, num_inference_steps: int, device: torch.device | str = "cpu") -> None:
-        timesteps = spaced_timesteps(
-            self.spacing, num_inference_steps, self.schedule.num_train_timesteps, self.timestep_config.steps_offset
-        ).astype(np.float32)  # (N,): linspace's fractional t kept, as diffusers
+        timesteps = self.spaced_timesteps(num_inference_steps).astype(np.float32)  # (N,): linspace's fractional t kept
         self._set_table(torch.from_numpy(timesteps).to(device), sigma_table(self.schedule, timesteps))  # (N,), (N+1,)
 
     @property
@@ -38,7 +40,7 @@ class EulerSampler(SigmaTableSampler):
             return float(self.sigmas.max())
         return float((self.sigmas.max() ** 2 + 1) ** 0.5)  # float32 arithmetic, as diffusers
 
-    def scale_model_input(self, sample: torch.Tensor, timestep: int | float | torch.Tensor) -> torch.Tensor:
+    def scale_model_input(self, sample: torch.Tensor, timestep: Timestep) -> torch.Tensor:
         sigma = self.sigmas[self.step_index(timestep)]
         return sample / ((sigma**2 + 1) ** 0.5)  # x0 + sigma eps -> unit-variance UNet input
 
@@ -49,11 +51,7 @@ class EulerSampler(SigmaTableSampler):
         return model_output * (-sigma / (sigma**2 + 1) ** 0.5) + (sample / (sigma**2 + 1))  # v_prediction
 
     def step(
-        self,
-        model_output: torch.Tensor,
-        timestep: int | float | torch.Tensor,
-        sample: torch.Tensor,
-        generator: Generators = None,
+        self, model_output: torch.Tensor, timestep: Timestep, sample: torch.Tensor, generator: Generators = None
     ) -> torch.Tensor:
         i = self.step_index(timestep)
         sample = sample.to(torch.float32)  # integrate in float32 even for a half-precision UNet

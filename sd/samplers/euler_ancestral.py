@@ -13,19 +13,20 @@ noise, so results keep changing with the step count instead of converging like E
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from sd.samplers.euler import EulerSampler
 from sd.samplers.noise import Generators, randn_tensor
 
+if TYPE_CHECKING:
+    from sd.samplers.base import Timestep
+
 
 class EulerAncestralSampler(EulerSampler):
     def step(
-        self,
-        model_output: torch.Tensor,
-        timestep: int | float | torch.Tensor,
-        sample: torch.Tensor,
-        generator: Generators = None,
+        self, model_output: torch.Tensor, timestep: Timestep, sample: torch.Tensor, generator: Generators = None
     ) -> torch.Tensor:
         i = self.step_index(timestep)
         sigma = self.sigmas[i]

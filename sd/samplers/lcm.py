@@ -23,13 +23,18 @@ Timesteps come from the grid the model was distilled on, not from a spacing rule
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
 from sd.errors import UserError
-from sd.samplers.base import check_prediction_type
+from sd.samplers.base import VariancePreserving, check_prediction_type
 from sd.samplers.noise import Generators, randn_tensor
 from sd.schedule import SD15_SCHEDULE, NoiseSchedule, add_noise
+
+if TYPE_CHECKING:
+    from sd.samplers.base import Timestep
 
 SIGMA_DATA = 0.5
 
@@ -67,9 +72,8 @@ def lcm_timesteps(
     return grid[picks]
 
 
-class LCMSampler:
+class LCMSampler(VariancePreserving):
     order = 1
-    init_noise_sigma = 1.0
     default_spacing = None  # no spacing rule: the timesteps are picks from the distillation grid
 
     def __init__(
@@ -104,10 +108,7 @@ class LCMSampler:
         """img2img runs the tail of the timesteps; the injected noise stops at the schedule's last step."""
         self._begin_index = begin_index
 
-    def scale_model_input(self, sample: torch.Tensor, timestep: int | float | torch.Tensor) -> torch.Tensor:
-        return sample  # variance-preserving x_t, as the UNet was trained
-
-    def _current_index(self, timestep: int | float | torch.Tensor) -> int:
+    def _current_index(self, timestep: Timestep) -> int:
         if self.num_inference_steps is None:
             raise RuntimeError("call set_timesteps before step")
         if self._step_index is None:
@@ -129,11 +130,7 @@ class LCMSampler:
         return alpha_prod_t.sqrt() * sample - beta_prod_t.sqrt() * model_output
 
     def step(
-        self,
-        model_output: torch.Tensor,
-        timestep: int | float | torch.Tensor,
-        sample: torch.Tensor,
-        generator: Generators = None,
+        self, model_output: torch.Tensor, timestep: Timestep, sample: torch.Tensor, generator: Generators = None
     ) -> torch.Tensor:
         i = self._current_index(timestep)
         t = torch.as_tensor(int(timestep), dtype=torch.int64)

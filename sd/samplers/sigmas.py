@@ -14,12 +14,16 @@ the first timestep seen is looked up once and every step then advances by one.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
-from sd.samplers.base import check_prediction_type
-from sd.samplers.spacing import SD15_TIMESTEPS, TimestepConfig
+from sd.samplers.spacing import SD15_TIMESTEPS, SpacedSampler, TimestepConfig
 from sd.schedule import SD15_SCHEDULE, NoiseSchedule
+
+if TYPE_CHECKING:
+    from sd.samplers.base import Timestep
 
 
 def sigma_table(schedule: NoiseSchedule, timesteps: np.ndarray) -> torch.Tensor:
@@ -30,10 +34,9 @@ def sigma_table(schedule: NoiseSchedule, timesteps: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.concatenate([sigmas, [0.0]]).astype(np.float32))  # (N + 1,)
 
 
-class SigmaTableSampler:
+class SigmaTableSampler(SpacedSampler):
     """The bookkeeping shared by samplers that walk `self.sigmas` one entry per step."""
 
-    order = 1
     default_spacing = "linspace"  # diffusers' Euler, Euler ancestral and DPM-Solver default, for a config naming none
 
     def __init__(
@@ -42,33 +45,27 @@ class SigmaTableSampler:
         prediction_type: str = "epsilon",
         timestep_config: TimestepConfig = SD15_TIMESTEPS,
     ) -> None:
-        self.schedule = schedule
-        self.prediction_type = check_prediction_type(prediction_type)
-        self.timestep_config = timestep_config
-        self.spacing = timestep_config.spacing_or(self.default_spacing)
-        self.timesteps = torch.empty(0)
-        self.sigmas = torch.empty(0)
-        self._step_index: int | None = None
-        self._begin_index: int | None = None
+        super().__init__(schedule, prediction_type, timestep_config)
+        self._set_table(torch.empty(0), torch.empty(0))  # no table until set_timesteps
 
     def _set_table(self, timesteps: torch.Tensor, sigmas: torch.Tensor) -> None:
         """Install a new schedule; a fresh one starts with no step taken and no begin index."""
         self.timesteps, self.sigmas = timesteps, sigmas
-        self._step_index = None
-        self._begin_index = None
+        self._step_index: int | None = None
+        self._begin_index: int | None = None
 
     def set_begin_index(self, begin_index: int = 0) -> None:
         """img2img starts part-way down the table; set this before the first step (and before add_noise)."""
         self._begin_index = begin_index
 
-    def index_for_timestep(self, timestep: int | float | torch.Tensor) -> int:
+    def index_for_timestep(self, timestep: Timestep) -> int:
         """Position of `timestep` in self.timesteps; the second match if it repeats, as diffusers."""
         matches = [i for i, t in enumerate(self.timesteps.tolist()) if t == float(timestep)]
         if not matches:
             raise ValueError(f"timestep {float(timestep)} is not one of this sampler's timesteps")
         return matches[1] if len(matches) > 1 else matches[0]
 
-    def step_index(self, timestep: int | float | torch.Tensor) -> int:
+    def step_index(self, timestep: Timestep) -> int:
         """The current position in the table, found on the first call of a run."""
         if self._step_index is None:
             self._step_index = self._begin_index if self._begin_index is not None else self.index_for_timestep(timestep)

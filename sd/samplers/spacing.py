@@ -19,10 +19,15 @@ DDPM "leading", Euler, Euler ancestral and DPM-Solver++ "linspace".
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sd.errors import UserError
+from sd.samplers.base import check_prediction_type
+
+if TYPE_CHECKING:  # annotations only: the CLI reads SD15_TIMESTEPS without importing torch
+    from sd.schedule import NoiseSchedule
 
 SPACINGS = ("leading", "linspace", "trailing")
 
@@ -100,3 +105,23 @@ def spaced_timesteps(
 def trailing(num_inference_steps: int, num_train_timesteps: int) -> np.ndarray:
     """round(T - i T / N) - 1 for i = 0, 1, ... while T - i T / N > 0, as diffusers computes it."""
     return np.round(np.arange(num_train_timesteps, 0, -num_train_timesteps / num_inference_steps)) - 1
+
+
+class SpacedSampler:
+    """What a sampler whose timesteps follow a spacing rule holds (DDPM, DDIM, Euler, Euler ancestral,
+    DPM-Solver++): the noise schedule, what the UNet predicts, the checkpoint's timestep facts and the spacing
+    they come to for this sampler."""
+
+    order = 1
+    default_spacing: str  # the diffusers scheduler's, for a config that names none
+
+    def __init__(self, schedule: NoiseSchedule, prediction_type: str, timestep_config: TimestepConfig) -> None:
+        self.schedule = schedule
+        self.prediction_type = check_prediction_type(prediction_type)
+        self.timestep_config = timestep_config
+        self.spacing = timestep_config.spacing_or(self.default_spacing)
+
+    def spaced_timesteps(self, num_inference_steps: int) -> np.ndarray:
+        """(N,) float64 timesteps, decreasing, under this sampler's spacing and the checkpoint's steps_offset."""
+        total, offset = self.schedule.num_train_timesteps, self.timestep_config.steps_offset
+        return spaced_timesteps(self.spacing, num_inference_steps, total, offset)

@@ -15,12 +15,17 @@ gamma = 0 is deterministic (s = t', plain DDIM between the distillation grid's t
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from sd.errors import UserError
 from sd.samplers.lcm import LCMSampler
 from sd.samplers.noise import Generators, randn_tensor
 from sd.schedule import SD15_SCHEDULE, NoiseSchedule
+
+if TYPE_CHECKING:
+    from sd.samplers.base import Timestep
 
 
 class TCDSampler(LCMSampler):
@@ -37,11 +42,7 @@ class TCDSampler(LCMSampler):
         self.eta = float(eta)
 
     def step(
-        self,
-        model_output: torch.Tensor,
-        timestep: int | float | torch.Tensor,
-        sample: torch.Tensor,
-        generator: Generators = None,
+        self, model_output: torch.Tensor, timestep: Timestep, sample: torch.Tensor, generator: Generators = None
     ) -> torch.Tensor:
         i = self._current_index(timestep)
         t = torch.as_tensor(int(timestep), dtype=torch.int64)

@@ -14,6 +14,7 @@ from sd.loading.diffusers_vae import (
     vae_prefix_pairs,
     vae_to_diffusers,
 )
+from tests.vae.test_parity import SD15_DIFFUSERS_CONFIG
 from vae.autoencoder import AutoencoderKL
 from vae.config import SD15_VAE, VAEConfig
 
@@ -97,20 +98,7 @@ def test_config_round_trip(config: VAEConfig) -> None:
 
 
 def test_sd15_config_is_the_published_one() -> None:
-    assert vae_config_to_diffusers(SD15_VAE) == {
-        "_class_name": "AutoencoderKL",
-        "in_channels": 3,
-        "out_channels": 3,
-        "down_block_types": ["DownEncoderBlock2D"] * 4,
-        "up_block_types": ["UpDecoderBlock2D"] * 4,
-        "block_out_channels": [128, 256, 512, 512],
-        "layers_per_block": 2,
-        "act_fn": "silu",
-        "latent_channels": 4,
-        "norm_num_groups": 32,
-        "sample_size": 512,
-        "scaling_factor": 0.18215,
-    }
+    assert vae_config_to_diffusers(SD15_VAE) == {"_class_name": "AutoencoderKL", **SD15_DIFFUSERS_CONFIG}
 
 
 def test_missing_keys_take_diffusers_defaults() -> None:

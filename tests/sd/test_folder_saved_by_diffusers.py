@@ -13,7 +13,7 @@ from safetensors import safe_open
 
 from sd.bench.reference import reference_pipeline
 from sd.loading.checkpoint import load_checkpoint
-from tests.sd.test_pipeline_e2e import NEGATIVE, PIXEL_TOLERANCE, PROMPT, max_pixel_difference, ours
+from tests.sd.test_pipeline_e2e import NEGATIVE, PROMPT, assert_matches_diffusers, ours
 from tests.tiny_checkpoint import assert_same_weights, tiny_checkpoint
 
 
@@ -39,6 +39,4 @@ def test_a_folder_saved_by_diffusers_loads_and_renders_as_diffusers(tmp_path):
         PROMPT, negative_prompt=NEGATIVE, num_inference_steps=6, guidance_scale=7.5, height=64, width=64,
         generator=[torch.Generator().manual_seed(5 + i) for i in range(2)], num_images_per_prompt=2,
     ).images  # fmt: skip
-    difference = max_pixel_difference(mine, theirs)
-    print(f"folder saved by diffusers {diffusers.__version__}: max pixel difference {difference}/255")
-    assert difference <= PIXEL_TOLERANCE
+    assert_matches_diffusers(mine, theirs, f"folder saved by diffusers {diffusers.__version__}")

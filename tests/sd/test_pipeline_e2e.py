@@ -71,6 +71,13 @@ def max_pixel_difference(a: list[np.ndarray], b: list) -> int:
     return max(int(np.abs(x - np.asarray(y, dtype=np.int16)).max()) for x, y in zip(a, b, strict=True))
 
 
+def assert_matches_diffusers(mine: list[np.ndarray], theirs: list, what: str) -> None:
+    """Our images within PIXEL_TOLERANCE of diffusers'; the difference is printed (pytest -s), labelled `what`."""
+    difference = max_pixel_difference(mine, theirs)
+    print(f"{what}: max pixel difference {difference}/255")
+    assert difference <= PIXEL_TOLERANCE
+
+
 @pytest.mark.parametrize("sampler", list(SCHEDULERS))
 def test_txt2img_matches_diffusers(model, tmp_path, sampler):
     single_file, folder = model
@@ -81,9 +88,7 @@ def test_txt2img_matches_diffusers(model, tmp_path, sampler):
         PROMPT, negative_prompt=NEGATIVE, num_inference_steps=6, guidance_scale=7.5, generator=generators,
         height=64, width=64, num_images_per_prompt=2,
     ).images  # fmt: skip
-    difference = max_pixel_difference(mine, theirs)
-    print(f"{sampler}: max pixel difference {difference}/255")
-    assert difference <= PIXEL_TOLERANCE
+    assert_matches_diffusers(mine, theirs, f"{sampler}")
 
 
 @pytest.mark.parametrize("sampler", ["ddim", "euler_a"])
@@ -98,9 +103,7 @@ def test_img2img_matches_diffusers(model, tmp_path, sampler):
         PROMPT, image=init, negative_prompt=NEGATIVE, strength=0.6, num_inference_steps=10, guidance_scale=7.5,
         generator=[torch.Generator().manual_seed(9)],
     ).images  # fmt: skip
-    difference = max_pixel_difference(mine, theirs)
-    print(f"img2img {sampler}: max pixel difference {difference}/255")
-    assert difference <= PIXEL_TOLERANCE
+    assert_matches_diffusers(mine, theirs, f"img2img {sampler}")
 
 
 def test_same_command_twice_is_byte_identical_and_batch_invariant(model, tmp_path):

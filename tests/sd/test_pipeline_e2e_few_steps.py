@@ -35,6 +35,7 @@ from tests.sd.test_pipeline_e2e import (
     PIXEL_TOLERANCE,
     PROMPT,
     REPO,
+    assert_matches_diffusers,
     diffusers_pipeline,
     max_pixel_difference,
 )
@@ -109,9 +110,7 @@ def test_sd15_config_swapped_with_from_config(sd15_folder, tmp_path, sampler):
         PROMPT, negative_prompt=NEGATIVE, num_inference_steps=8, guidance_scale=7.5, height=64, width=64,
         generator=[torch.Generator().manual_seed(5 + i) for i in range(2)], num_images_per_prompt=2,
     ).images  # fmt: skip
-    difference = max_pixel_difference(mine, theirs)
-    print(f"SD 1.5 config, {sampler} (linspace): max pixel difference {difference}/255")
-    assert difference <= PIXEL_TOLERANCE
+    assert_matches_diffusers(mine, theirs, f"SD 1.5 config, {sampler} (linspace)")
     if sampler == "euler_a":  # the defect this fixes: leading spacing (what every sampler used) is visibly off
         leading, info = cli(sd15_folder, tmp_path / "leading.png", *settings, "--spacing", "leading")
         assert info["spacing"] == "leading"
@@ -133,9 +132,7 @@ def test_trailing_folder_one_step_without_guidance(tmp_path):
                   generator=[torch.Generator().manual_seed(3 + i) for i in range(2)]).images  # fmt: skip
     assert our_calls == their_calls == [2]  # one step, one conditional pass: no classifier-free guidance
     assert pipe.scheduler.timesteps.tolist() == [999.0]
-    difference = max_pixel_difference(as_arrays(mine), theirs)
-    print(f"trailing folder, euler, 1 step, guidance 0: max pixel difference {difference}/255")
-    assert difference <= PIXEL_TOLERANCE
+    assert_matches_diffusers(as_arrays(mine), theirs, "trailing folder, euler, 1 step, guidance 0")
 
 
 
@@ -178,9 +175,7 @@ def test_sd_turbo_case(tmp_path, steps):
         "single file + --spacing trailing": from_file.txt2img(PROMPT, spacing="trailing", **common),
     }
     for name, mine in runs.items():
-        difference = max_pixel_difference(as_arrays(mine), theirs)
-        print(f"SD-Turbo case ({name}), {steps} step(s): max pixel difference {difference}/255")
-        assert difference <= PIXEL_TOLERANCE
+        assert_matches_diffusers(as_arrays(mine), theirs, f"SD-Turbo case ({name}), {steps} step(s)")
 
 
 
@@ -198,9 +193,7 @@ def test_few_step_samplers_match_diffusers(sd15_folder, tmp_path, sampler, steps
         PROMPT, negative_prompt=NEGATIVE, num_inference_steps=steps, guidance_scale=guidance, eta=eta, height=64,
         width=64, generator=[torch.Generator().manual_seed(5 + i) for i in range(2)], num_images_per_prompt=2,
     ).images  # fmt: skip
-    difference = max_pixel_difference(mine, theirs)
-    print(f"{sampler}, {steps} steps, guidance {guidance}, eta {eta}: max pixel difference {difference}/255")
-    assert difference <= PIXEL_TOLERANCE
+    assert_matches_diffusers(mine, theirs, f"{sampler}, {steps} steps, guidance {guidance}, eta {eta}")
 
 
 def test_lcm_img2img_matches_diffusers(sd15_folder, tmp_path):
@@ -213,9 +206,7 @@ def test_lcm_img2img_matches_diffusers(sd15_folder, tmp_path):
         PROMPT, image=init, strength=0.6, num_inference_steps=4, guidance_scale=1.0,
         generator=[torch.Generator().manual_seed(9)],
     ).images  # fmt: skip
-    difference = max_pixel_difference(mine, theirs)
-    print(f"lcm img2img, 4 steps, strength 0.6: max pixel difference {difference}/255")
-    assert difference <= PIXEL_TOLERANCE
+    assert_matches_diffusers(mine, theirs, "lcm img2img, 4 steps, strength 0.6")
 
 
 def test_spacing_with_lcm_is_refused(sd15_folder, tmp_path):

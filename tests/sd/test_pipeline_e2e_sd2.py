@@ -24,10 +24,10 @@ from sd.loading.original import original_state_dict
 from sd.pipeline import StableDiffusionPipeline
 from tests.sd.test_pipeline_e2e import (
     NEGATIVE,
-    PIXEL_TOLERANCE,
     PROMPT,
     REPO,
     SCHEDULERS,
+    assert_matches_diffusers,
     diffusers_pipeline,
     max_pixel_difference,
 )
@@ -75,9 +75,7 @@ def test_txt2img_matches_diffusers(model, ours, kind, sampler):
         PROMPT, negative_prompt=NEGATIVE, num_inference_steps=6, guidance_scale=7.5, height=64, width=64,
         generator=[torch.Generator().manual_seed(5 + i) for i in range(2)], num_images_per_prompt=2,
     ).images  # fmt: skip
-    difference = max_pixel_difference(as_arrays(mine), theirs)
-    print(f"SD 2.x {kind} {sampler}: max pixel difference {difference}/255")
-    assert difference <= PIXEL_TOLERANCE
+    assert_matches_diffusers(as_arrays(mine), theirs, f"SD 2.x {kind} {sampler}")
 
 
 @pytest.mark.parametrize("kind", PREDICTION_TYPES)
@@ -89,9 +87,7 @@ def test_img2img_matches_diffusers(model, ours, kind):
         PROMPT, image=init, negative_prompt=NEGATIVE, strength=0.6, num_inference_steps=10, guidance_scale=7.5,
         generator=[torch.Generator().manual_seed(9)],
     ).images  # fmt: skip
-    difference = max_pixel_difference(as_arrays(mine), theirs)
-    print(f"SD 2.x {kind} img2img ddim: max pixel difference {difference}/255")
-    assert difference <= PIXEL_TOLERANCE
+    assert_matches_diffusers(as_arrays(mine), theirs, f"SD 2.x {kind} img2img ddim")
 
 
 def test_cli_prediction_type_flag(model, ours, tmp_path):

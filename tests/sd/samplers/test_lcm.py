@@ -16,20 +16,8 @@ from sd.errors import UserError
 from sd.samplers import make_sampler
 from sd.samplers.lcm import consistency_scalings, lcm_timesteps
 from sd.samplers.noise import randn_tensor
+from tests.sd.samplers.test_parity import SD15_SCHEDULER_CONFIG
 
-# SD 1.5's published scheduler config as the file has it: no timestep_spacing key.
-SD15_SCHEDULER_FILE = {
-    "_class_name": "PNDMScheduler",
-    "beta_start": 0.00085,
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "num_train_timesteps": 1000,
-    "set_alpha_to_one": False,
-    "skip_prk_steps": True,
-    "steps_offset": 1,
-    "clip_sample": False,
-    "trained_betas": None,
-}
 SHAPE = (3, 4, 8, 8)
 SEEDS = (11, 22, 33)
 MAX_REL_ERROR = 1e-6
@@ -37,7 +25,7 @@ MAX_REL_ERROR = 1e-6
 
 def reference(prediction_type: str = "epsilon", **options) -> LCMScheduler:
     """What `LCMScheduler.from_config(pipe.scheduler.config)` gives for an SD 1.5 pipeline (the LCM-LoRA recipe)."""
-    pndm = PNDMScheduler.from_config({**SD15_SCHEDULER_FILE, "prediction_type": prediction_type})
+    pndm = PNDMScheduler.from_config({**SD15_SCHEDULER_CONFIG, "prediction_type": prediction_type})
     return LCMScheduler.from_config(pndm.config, **options)
 
 
@@ -138,18 +126,19 @@ def img2img_walk(mine, ref, steps: int, strength: float = 0.6, **step_options) -
 def test_injected_noise_comes_from_the_generators():
     """Guards the trajectory tests against passing vacuously: other seeds give another sample at 4 steps, and one
     step draws nothing (its result does not depend on the generators)."""
+    assert rel_error(final_sample("lcm", 4, seed_offset=1), final_sample("lcm", 4, seed_offset=0)) > 1e-2
+    assert torch.equal(final_sample("lcm", 1, seed_offset=1), final_sample("lcm", 1, seed_offset=0))
 
-    def final(steps: int, seed_offset: int) -> torch.Tensor:
-        sampler = make_sampler("lcm")
-        sampler.set_timesteps(steps)
-        x = torch.randn(SHAPE, generator=torch.Generator().manual_seed(1))
-        gens = [torch.Generator().manual_seed(s + seed_offset) for s in SEEDS]
-        for t in sampler.timesteps:
-            x = sampler.step(fake_unet(x, t), t, x, generator=gens)
-        return x
 
-    assert rel_error(final(4, 1), final(4, 0)) > 1e-2
-    assert torch.equal(final(1, 1), final(1, 0))
+def final_sample(name: str, steps: int, seed_offset: int, **options) -> torch.Tensor:
+    """The fake UNet sampled from a fixed start, the injected noise drawn from generators seeded SEEDS + offset."""
+    sampler = make_sampler(name, **options)
+    sampler.set_timesteps(steps)
+    x = torch.randn(SHAPE, generator=torch.Generator().manual_seed(1))
+    gens = [torch.Generator().manual_seed(s + seed_offset) for s in SEEDS]
+    for t in sampler.timesteps:
+        x = sampler.step(fake_unet(x, t), t, x, generator=gens)
+    return x
 
 
 def test_too_many_steps_is_a_user_error():

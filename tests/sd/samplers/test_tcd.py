@@ -11,22 +11,14 @@ from diffusers.utils.torch_utils import randn_tensor as diffusers_randn_tensor
 from sd.errors import UserError
 from sd.samplers import make_sampler
 from sd.samplers.noise import randn_tensor
-from tests.sd.samplers.test_lcm import (
-    SD15_SCHEDULER_FILE,
-    SEEDS,
-    SHAPE,
-    fake_unet,
-    generators,
-    img2img_walk,
-    rel_error,
-    walk,
-)
+from tests.sd.samplers.test_lcm import SHAPE, final_sample, generators, img2img_walk, rel_error, walk
+from tests.sd.samplers.test_parity import SD15_SCHEDULER_CONFIG
 
 ETAS = (0.0, 0.3, 1.0)
 
 
 def reference(prediction_type: str = "epsilon") -> TCDScheduler:
-    pndm = PNDMScheduler.from_config({**SD15_SCHEDULER_FILE, "prediction_type": prediction_type})
+    pndm = PNDMScheduler.from_config({**SD15_SCHEDULER_CONFIG, "prediction_type": prediction_type})
     return TCDScheduler.from_config(pndm.config)
 
 
@@ -61,13 +53,7 @@ def test_eta_sets_how_much_noise_is_fresh():
     eta = 0 the generators are not touched, and eta changes the result."""
 
     def final(eta: float, seed_offset: int) -> torch.Tensor:
-        sampler = make_sampler("tcd", eta=eta)
-        sampler.set_timesteps(4)
-        x = torch.randn(SHAPE, generator=torch.Generator().manual_seed(1))
-        gens = [torch.Generator().manual_seed(s + seed_offset) for s in SEEDS]
-        for t in sampler.timesteps:
-            x = sampler.step(fake_unet(x, t), t, x, generator=gens)
-        return x
+        return final_sample("tcd", 4, seed_offset, eta=eta)
 
     assert rel_error(final(0.3, 1), final(0.3, 0)) > 1e-2
     assert torch.equal(final(0.0, 1), final(0.0, 0))
