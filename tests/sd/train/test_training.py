@@ -50,6 +50,34 @@ def test_vae_training_lowers_loss_and_resumes(trained_vae):
     assert [s for s, _ in again["history"]["val_fg_error"]][-2:] == [60, 65]
 
 
+def test_decoder_only_fine_tune_keeps_the_latent_space(trained_vae, tmp_path):
+    """--decoder-only on in-betweens: the encoder and the scaling factor stay bit for bit, the decoder learns."""
+    from sd.data.in_between import in_between_data
+    from sd.train.vae_file import load_vae
+
+    out, _ = trained_vae
+    start = load_vae(out / "vae.safetensors")
+    args = ["--out", str(tmp_path), "--init", str(out / "vae.safetensors"), "--decoder-only",
+            "--in-between-share", "1", "--steps", "30", "--save-every", "30", "--lr", "1e-3", *SMALL]  # fmt: skip
+    vae.train(vae.parse_args(args))
+    tuned = load_vae(tmp_path / "vae.safetensors")
+    assert tuned.config == start.config  # scaling factor included
+    before, after = start.state_dict(), tuned.state_dict()
+    moved = {name for name in before if not torch.equal(before[name], after[name])}
+    assert moved and all(name.startswith(("decoder.", "post_quant_conv.")) for name in moved)
+    between = in_between_data(16, seed=5)
+    x = torch.from_numpy(between.images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    with torch.no_grad():
+        errors = [(m.decode(m.encode(x).mode()) - x).abs().mean().item() for m in (start, tuned)]
+    assert errors[1] < errors[0], errors  # better at what it was fine-tuned on
+
+
+def test_decoder_only_needs_a_starting_autoencoder(capsys):
+    with pytest.raises(SystemExit):
+        vae.parse_args(["--decoder-only"])
+    assert "--decoder-only needs --init" in capsys.readouterr().err
+
+
 def test_text_to_image_training_lowers_loss(trained_vae, tmp_path):
     vae_out, _ = trained_vae
     args = ["--vae", str(vae_out / "vae.safetensors"), "--out", str(tmp_path), "--steps", "40", "--save-every", "20",
