@@ -7,20 +7,20 @@ from pathlib import Path
 
 import torch
 
+from sd.checkpoint_choice import resolve_checkpoint
 from sd.cli.threads import apply_threads
 from sd.errors import UserError
 
 
 def run_prune(args: argparse.Namespace) -> int:
     from sd.bench.prune import markdown, sd_rows, tiny_rows
-    from sd.cli.eval import checkpoint_path
     from sd.loading.checkpoint import load_checkpoint
     from sd.prune.transfer import kind_fractions
 
     apply_threads(args)
     if not args.pruned:
         raise UserError("bench prune needs --pruned PATH (made by `python -m sd prune apply`)")
-    checkpoint = load_checkpoint(checkpoint_path(args.checkpoint))
+    checkpoint = load_checkpoint(resolve_checkpoint(args.checkpoint))
     pruned = load_checkpoint(args.pruned).unet
     plan = getattr(pruned, "prune_plan", None)
     if plan is None:

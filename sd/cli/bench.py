@@ -15,6 +15,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from sd.checkpoint_choice import resolve_checkpoint
 from sd.cli.threads import add_threads_option, apply_threads
 from sd.errors import UserError
 from sd.paths import DEFAULT_CHECKPOINT, REPO_ROOT
@@ -127,9 +128,14 @@ def run_cuda(args: argparse.Namespace) -> int:
     from sd.bench.cuda import bench_cuda
     from sd.bench.random_checkpoint import random_sd15
 
-    gif_checkpoint = Path(args.checkpoint or DEFAULT_CHECKPOINT)
+    try:
+        gif_checkpoint = resolve_checkpoint(args.checkpoint)
+    except UserError:
+        if args.checkpoint:  # a path the user gave is missing: say so
+            raise
+        gif_checkpoint = None  # no shipped model in this checkout: the GIF check is left out
     r = bench_cuda(random_sd15(), "cuda", steps=args.steps, size=args.size, repeats=args.repeats,
-                   gif_checkpoint=gif_checkpoint if gif_checkpoint.exists() else None)  # fmt: skip
+                   gif_checkpoint=gif_checkpoint)  # fmt: skip
     print(f"torch {torch.__version__}, {r['device']}; random SD 1.5 weights; TF32 off")
     print("\n| check | relative error |\n| --- | --- |")
     for name, value in r["errors"].items():
@@ -154,9 +160,7 @@ def run_gif(args: argparse.Namespace) -> int:
 
     from sd.bench.gif import bench_gif
 
-    checkpoint = Path(args.checkpoint or DEFAULT_CHECKPOINT)
-    if not checkpoint.exists():
-        raise UserError(f"{checkpoint}: no such checkpoint; pass --checkpoint (a trained SD 1.x file or folder)")
+    checkpoint = resolve_checkpoint(args.checkpoint)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     r = bench_gif(checkpoint, frames=args.frames, repeats=args.repeats)
     print(f"\ngif, {checkpoint.name}: {r['frames']} frames at {r['size']}x{r['size']}, 3 keyframes, {r['sampler']} "
@@ -216,9 +220,7 @@ def run_morph(args: argparse.Namespace) -> int:
     from sd.loading.checkpoint import load_checkpoint
     from sd.pipeline import StableDiffusionPipeline
 
-    checkpoint = Path(args.checkpoint or DEFAULT_CHECKPOINT)
-    if not checkpoint.exists():
-        raise UserError(f"{checkpoint}: no such checkpoint; pass --checkpoint (a model trained on the shapes)")
+    checkpoint = resolve_checkpoint(args.checkpoint)
     out = args.out or Path("outputs/bench/morph")
     unknown = [name for name in args.methods or [] if name not in METHODS]
     if unknown:
