@@ -6,8 +6,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "data"
 WEIGHTS_DIR = REPO_ROOT / "weights"
 CLIP_BPE_PATH = DATA_DIR / "bpe_simple_vocab_16e6.txt.gz"
-# The small model trained here on generated shapes: the default when no --checkpoint is given.
-DEFAULT_CHECKPOINT = WEIGHTS_DIR / "tiny-shapes.safetensors"
 # The attribute classifier that judges prompt adherence (`python -m sd eval`).
 CLASSIFIER_PATH = WEIGHTS_DIR / "shapes-classifier.safetensors"
 # The GIF driver's frame cache (a --cache-dir default, relative to where the command runs).
@@ -18,3 +16,7 @@ SHIPPED_MODELS = {
     name: WEIGHTS_DIR / f"{name}.safetensors"
     for name in ("tiny-shapes", "mobile-tiny", "tiny-shapes-distilled", "mobile-tiny-distilled")
 }
+# The small model trained here on generated shapes: the default when neither --checkpoint nor --model is given
+# (sd/checkpoint_choice.py holds that rule).
+DEFAULT_MODEL = "tiny-shapes"
+DEFAULT_CHECKPOINT = SHIPPED_MODELS[DEFAULT_MODEL]

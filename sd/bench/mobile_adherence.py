@@ -1,8 +1,8 @@
 """Prompt adherence of every one-change mobile ablation at the tiny scale: train, assemble, evaluate, tabulate.
 
-    python -m sd.bench.mobile_adherence --out outputs/bench/mobile-adherence
-    python -m sd.bench.mobile_adherence --rows 1,3,5 --threads 1 &   # or split the rows over two processes
-    python -m sd.bench.mobile_adherence --rows 2,4,6 --threads 1
+    python -m sd bench mobile-adherence --out outputs/bench/mobile-adherence
+    python -m sd bench mobile-adherence --rows 1,3,5 --threads 1 &   # or split the rows over two processes
+    python -m sd bench mobile-adherence --rows 2,4,6 --threads 1
 
 Latency and FLOPs say what a switch saves; only training says what it costs. Each row of `python -m sd bench
 mobile`'s tiny table (the standard tiny UNet, each switch alone, the mobile-tiny preset) is trained from
@@ -28,8 +28,7 @@ import re
 from pathlib import Path
 
 from sd.atomic_output import atomic_output
-from sd.bench.mobile import Row, tiny_scale_rows
-from sd.cli.threads import add_threads_option, apply_threads
+from sd.bench.mobile import Row, count_cost, tiny_scale_rows
 from sd.paths import SHIPPED_MODELS, WEIGHTS_DIR
 from unet.config import MOBILE_TINY_UNET, TINY_UNET, UNetConfig
 
@@ -127,23 +126,9 @@ def table(rows: list[Row], results: dict[str, dict], steps: int) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sd.bench.mobile_adherence", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--steps", type=int, default=5000, help="length of each row's cosine schedule (default 5000)")
-    p.add_argument("--stop-after", type=int, default=2750, help="stop training there (default 2750; 0: run all)")
-    p.add_argument("--train-size", type=int, default=40000, help="training images, as the shipped model's")
-    p.add_argument("--convert-steps", type=int, default=500,
-                   help="fine-tuning steps of the ReLU conversion rows (default 500)")
-    p.add_argument("--samples", type=int, default=400, help="adherence prompts per set, held-in and held-out")
-    p.add_argument("--rows", default=None, help="comma-separated row numbers to run (default: all)")
-    add_threads_option(p)
-    p.add_argument("--out", type=Path, default=Path("outputs/bench/mobile-adherence"))
-    args = p.parse_args(argv)
-    apply_threads(args)
-
-    from sd.bench.mobile import count_cost
-
+def run(args: argparse.Namespace) -> int:
+    """Train and evaluate the chosen rows (`python -m sd bench mobile-adherence`'s options), then tabulate every
+    finished one into OUT/adherence.md."""
     rows = tiny_scale_rows()
     for row in rows:
         row.params, row.flops = count_cost(row.config, 2, 8)
@@ -170,7 +155,3 @@ def main(argv: list[str] | None = None) -> int:
         tmp.write_text(text + "\n")
     print(text)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,23 +1,35 @@
-"""`python -m sd bench [unet|txt2img|memory|all|gif]`: ours vs the reference, side by side in one process.
+"""`python -m sd bench MODE`: ours vs the reference, side by side in one process; `python -m sd bench MODE --help`
+shows that mode's options.
 
-unet, txt2img and memory (and `all`, which is those three) use random SD 1.5-size weights (no real
-checkpoint exists on these machines). `gif` runs only when asked: it needs a trained model (--checkpoint)
-and compares our GIF driver with a naive per-frame diffusers loop on it. Medians of interleaved runs
-and our/diffusers ratios; a ratio below 1 means we are faster. `mobile` (also only when asked) compares
-the mobile UNet with the standard one at SD 1.5 and at the tiny model's scale, one change at a time,
-and writes markdown tables and a plot to --out. `morph` (only when asked) measures transitions between
-keyframes on the shipped model, per kind of change, for every in-between method (sd/bench/morph.py).
+unet, txt2img and memory (and `all`, which is those three and what `python -m sd bench` alone runs) use random
+SD 1.5-size weights (no real checkpoint exists on these machines). The other modes run only when asked: `gif`
+compares our GIF driver with a naive per-frame diffusers loop on a trained model; `prune` measures the pruned and
+recovered models; `mobile` compares the mobile UNet with the standard one at SD 1.5 and at the tiny model's
+scale, one change at a time, and `mobile-adherence` trains each of those tiny rows to score its prompt adherence;
+`cuda` is what only a GPU shows; `morph` measures transitions between keyframes on the shipped model, per kind of
+change, for every in-between method (sd/bench/morph.py). Medians of interleaved runs and our/diffusers ratios;
+a ratio below 1 means we are faster.
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
+from sd.checkpoint_choice import resolve_checkpoint
 from sd.cli.threads import add_threads_option, apply_threads
 from sd.errors import UserError
 from sd.paths import DEFAULT_CHECKPOINT, REPO_ROOT
+
+DEFAULT_MODEL_PATH = DEFAULT_CHECKPOINT.relative_to(REPO_ROOT)
+REFERENCE_MODES = {  # ours against diffusers on random SD 1.5-size weights
+    "unet": "the SD 1.5 UNet, ours and diffusers', fp32 and bf16, random weights",
+    "txt2img": "a whole txt2img with CFG, VAE decode included, random SD 1.5-size weights",
+    "memory": "resident memory after loading a random SD 1.5-size fp32 single file, in a fresh process",
+    "all": "the unet, txt2img and memory modes; what `python -m sd bench` alone runs",
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,48 +37,90 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "bench", help="benchmark our SD 1.5 stack against diffusers", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    modes = ["unet", "txt2img", "memory", "all", "gif", "prune", "mobile", "cuda", "morph"]
-    parser.add_argument("what", nargs="?", default="all", choices=modes)
-    parser.add_argument("--repeats", type=int, default=3, help="timed rounds per side (default 3), after a warm-up")
+    modes = parser.add_subparsers(metavar="MODE")
+
+    def mode(name: str, summary: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+        sub = modes.add_parser(name, help=summary, description=f"{summary[0].upper()}{summary[1:]}.")
+        sub.set_defaults(func=func, mode=name)
+        return sub
+
+    for name, summary in REFERENCE_MODES.items():
+        sub = mode(name, summary, run_reference)
+        if name != "memory":
+            add_repeats_option(sub)
+        if name in ("txt2img", "all"):
+            add_steps_and_size_options(sub)
+    everything = modes.choices["all"]
+    parser.set_defaults(func=lambda _: run_reference(everything.parse_args([])))  # no MODE: `all`, its defaults
+
+    gif = mode("gif", "our GIF driver against a naive per-frame diffusers loop, on a trained model", run_gif)
+    add_checkpoint_option(gif, "the model to animate")
+    gif.add_argument("--frames", type=int, default=24, help="frames of the animation (default 24)")
+    add_repeats_option(gif)
+
+    prune = mode("prune", "unpruned, masked, pruned and recovered UNets: parameters, FLOPs, latency, loss, "
+                 "adherence", run_prune)  # fmt: skip
+    add_checkpoint_option(prune, "the unpruned model")
+    prune.add_argument("--pruned", required=True, help="the pruned checkpoint (`python -m sd prune apply`)")
+    prune.add_argument("--recovered", help="the pruned + recovered checkpoint (`python -m sd prune recover`)")
+    prune.add_argument("--samples", type=int, default=100, help="adherence prompts, held-in and held-out (100)")
+    prune.add_argument("--scale", choices=["tiny", "sd", "both"], default="tiny",
+                       help="the small model, SD 1.5 size (run under flock), or both (default tiny)")  # fmt: skip
+    prune.add_argument("--out", type=Path, help="folder for the table, bench-prune-SCALE.md (default: none)")
+    add_repeats_option(prune)
+
+    mobile = mode("mobile", "the mobile UNet against the standard one, one change at a time; markdown tables "
+                  "and a plot", run_mobile)  # fmt: skip
+    mobile.add_argument("--scale", choices=["tiny", "sd", "both"], default="both",
+                        help="the small model, SD 1.5 size (run under flock), or both (default both)")  # fmt: skip
+    mobile.add_argument("--out", type=Path, default=Path("outputs/bench/mobile"),
+                        help="folder for mobile.md and mobile.png (default outputs/bench/mobile)")  # fmt: skip
+    add_repeats_option(mobile, "timed rounds for the full presets; 0 skips latency")
+    mobile.add_argument("--ablation-repeats", type=int, default=1,
+                        help="timed rounds per one-change row (default 1)")  # fmt: skip
+
+    adherence = mode("mobile-adherence", "prompt adherence of each one-change row of the tiny mobile table, "
+                     "trained with the shipped models' recipe (resumable)", run_mobile_adherence)  # fmt: skip
+    adherence.add_argument("--steps", type=int, default=5000, help="each row's cosine schedule (default 5000)")
+    adherence.add_argument("--stop-after", type=int, default=2750, help="stop training there (default 2750; 0: all)")
+    adherence.add_argument("--train-size", type=int, default=40000, help="training images, as the shipped model's")
+    adherence.add_argument("--convert-steps", type=int, default=500,
+                           help="fine-tuning steps of the ReLU conversion rows (default 500)")  # fmt: skip
+    adherence.add_argument("--samples", type=int, default=400, help="adherence prompts per set (default 400)")
+    adherence.add_argument("--rows", help="comma-separated row numbers to run (default: all)")
+    adherence.add_argument("--out", type=Path, default=Path("outputs/bench/mobile-adherence"),
+                           help="folder of the rows and adherence.md (default %(default)s)")  # fmt: skip
+
+    cuda = mode("cuda", "what only a GPU shows: CUDA against the CPU and against diffusers, memory, timings", run_cuda)
+    add_checkpoint_option(cuda, "the model of the GIF check (skipped when the default is not there)")
+    add_repeats_option(cuda)
+    add_steps_and_size_options(cuda)
+
+    morph = mode("morph", "transitions between keyframes, per kind of change, for every in-between method", run_morph)
+    add_checkpoint_option(morph, "the model to animate")
+    morph.add_argument("--out", type=Path, default=Path("outputs/bench/morph"),
+                       help="folder for morph.md, morph.json and morph.png (default outputs/bench/morph)")  # fmt: skip
+    morph.add_argument("--quick", action="store_true", help="a small case (2 pairs, 1 seed, 4 frames)")
+    morph.add_argument("--method", dest="methods", action="append", metavar="NAME",
+                       help="run this method only (repeat for several; default: every method)")  # fmt: skip
+    for sub in modes.choices.values():
+        add_threads_option(sub)
+
+
+def add_repeats_option(parser: argparse.ArgumentParser, text: str = "timed rounds per side") -> None:
+    parser.add_argument("--repeats", type=int, default=3, help=f"{text} (default %(default)s), after a warm-up")
+
+
+def add_steps_and_size_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=4, help="txt2img denoising steps (default 4)")
     parser.add_argument("--size", type=int, default=512, help="txt2img image side in pixels (default 512)")
-    add_threads_option(parser)
-    default_model = DEFAULT_CHECKPOINT.relative_to(REPO_ROOT)
-    parser.add_argument("--checkpoint", default=None, help=f"gif: the model to animate (default {default_model})")
-    parser.add_argument("--frames", type=int, default=24, help="gif: frames of the animation (default 24)")
-    parser.add_argument("--pruned", help="prune: the pruned checkpoint (`python -m sd prune apply`)")
-    parser.add_argument("--recovered", help="prune: the pruned + recovered checkpoint (`python -m sd prune recover`)")
-    parser.add_argument("--samples", type=int, default=100, help="prune: adherence prompts, held-in and held-out")
-    parser.add_argument("--scale", choices=["tiny", "sd", "both"], default=None,
-                        help="prune, mobile: the small model, SD 1.5 size (run under flock), or both "
-                        "(default: tiny for prune, both for mobile)")  # fmt: skip
-    parser.add_argument("--out", type=Path, default=None,
-                        help="prune, mobile, morph: folder for the tables (markdown) and plots (default for mobile: "
-                        "outputs/bench/mobile, for morph outputs/bench/morph)")  # fmt: skip
-    parser.add_argument("--quick", action="store_true", help="morph: a small case (2 pairs, 1 seed, 4 frames)")
-    parser.add_argument("--method", dest="methods", action="append", metavar="NAME",
-                        help="morph: run this method only (repeat for several; default: every method)")
-    parser.add_argument("--ablation-repeats", type=int, default=1,
-                        help="mobile: timed rounds per one-change row (full presets: --repeats)")  # fmt: skip
-    parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.what == "prune":
-        from sd.bench.prune_cli import run_prune
+def add_checkpoint_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--checkpoint", help=f"{what} (default {DEFAULT_MODEL_PATH})")
 
-        args.scale = args.scale or "tiny"
-        return run_prune(args)
-    if args.what == "mobile":
-        apply_threads(args)
-        args.scale = args.scale or "both"
-        args.out = args.out or Path("outputs/bench/mobile")
-        return run_mobile(args)
 
-    if args.what == "morph":
-        apply_threads(args)
-        return run_morph(args)
-
+def run_reference(args: argparse.Namespace) -> int:
     import torch  # here, not above: `python -m sd bench --help` needs no torch
 
     from sd.bench.random_checkpoint import random_sd15
@@ -74,15 +128,10 @@ def run(args: argparse.Namespace) -> int:
 
     require_references()
     apply_threads(args)
-    if args.what == "gif":
-        return run_gif(args)
-    if args.what == "cuda":
-        return run_cuda(args)
-
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; random SD 1.5 weights")
     checkpoint = random_sd15()
 
-    if args.what in ("unet", "all"):
+    if args.mode in ("unet", "all"):
         from sd.bench.unet import bench_unet, upcast_seconds
         from sd.bf16_compute import cpu_has_bf16_matmul, resolve_mode
 
@@ -98,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"this CPU {native} bf16 matrix instructions: --bf16-compute auto runs {resolve_mode('auto')}")
         print(f"fp32 compute's upcast of every UNet weight, measured alone: {upcast_seconds(checkpoint):.2f} s a call")
 
-    if args.what in ("txt2img", "all"):
+    if args.mode in ("txt2img", "all"):
         from sd.bench.txt2img import bench_txt2img
 
         medians = bench_txt2img(checkpoint, steps=args.steps, size=args.size, repeats=args.repeats)
@@ -106,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  ours {medians['ours']:.2f} s, diffusers {medians['diffusers']:.2f} s, "
               f"ours/diffusers {medians['ours'] / medians['diffusers']:.2f}x")  # fmt: skip
 
-    if args.what in ("memory", "all"):
+    if args.mode in ("memory", "all"):
         from sd.bench.load_memory import load_peak_memory
         from sd.loading.original import save_original
 
@@ -121,42 +170,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_cuda(args: argparse.Namespace) -> int:
-    import torch
-
-    from sd.bench.cuda import bench_cuda
-    from sd.bench.random_checkpoint import random_sd15
-
-    gif_checkpoint = Path(args.checkpoint or DEFAULT_CHECKPOINT)
-    r = bench_cuda(random_sd15(), "cuda", steps=args.steps, size=args.size, repeats=args.repeats,
-                   gif_checkpoint=gif_checkpoint if gif_checkpoint.exists() else None)  # fmt: skip
-    print(f"torch {torch.__version__}, {r['device']}; random SD 1.5 weights; TF32 off")
-    print("\n| check | relative error |\n| --- | --- |")
-    for name, value in r["errors"].items():
-        print(f"| {name} | {value:.2e} |")
-    print("\n| images | max pixel difference (0-255) |\n| --- | --- |")
-    for name, value in r["pixels"].items():
-        print(f"| {name} | {value} |")
-    print("\n| peak GPU memory of one txt2img | GiB |\n| --- | --- |")
-    for name, value in r["memory_gib"].items():
-        print(f"| {name} | {value:.2f} |")
-    print("\n| timing (medians of interleaved runs) | ours s | diffusers s | ours/diffusers |")
-    print("| --- | --- | --- | --- |")
-    for name, m in r["seconds"].items():
-        print(f"| {name} | {m['ours']:.4f} | {m['diffusers']:.4f} | {m['ours'] / m['diffusers']:.2f}x |")
-    if "gif" in r:
-        print(f"\ngif on the GPU vs the CPU ({gif_checkpoint.name}): {r['gif']}")
-    return 0
-
-
 def run_gif(args: argparse.Namespace) -> int:
     import torch
 
     from sd.bench.gif import bench_gif
+    from sd.bench.reference import require_references
 
-    checkpoint = Path(args.checkpoint or DEFAULT_CHECKPOINT)
-    if not checkpoint.exists():
-        raise UserError(f"{checkpoint}: no such checkpoint; pass --checkpoint (a trained SD 1.x file or folder)")
+    require_references()
+    apply_threads(args)
+    checkpoint = resolve_checkpoint(args.checkpoint)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     r = bench_gif(checkpoint, frames=args.frames, repeats=args.repeats)
     print(f"\ngif, {checkpoint.name}: {r['frames']} frames at {r['size']}x{r['size']}, 3 keyframes, {r['sampler']} "
@@ -177,12 +199,55 @@ def run_gif(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_prune(args: argparse.Namespace) -> int:
+    """The pruning table (sd/bench/prune.py), printed and written as markdown."""
+    import torch
+
+    from sd.bench.prune import markdown, sd_rows, tiny_rows
+    from sd.loading.checkpoint import load_checkpoint
+    from sd.prune.transfer import kind_fractions
+
+    apply_threads(args)
+    checkpoint = load_checkpoint(resolve_checkpoint(args.checkpoint))
+    pruned = load_checkpoint(args.pruned).unet
+    plan = getattr(pruned, "prune_plan", None)
+    if plan is None:
+        raise UserError(f"{args.pruned}: not a pruned checkpoint (no prune plan in its metadata)")
+    recovered = load_checkpoint(args.recovered).unet if args.recovered else None
+    header = f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; plan: {plan.summary()}"
+    print(header)
+    tables = [header, ""]
+    if args.scale in ("tiny", "both"):
+        size = checkpoint.vae.config.resolution
+        title = (f"Small model ({checkpoint.name}), {size}x{size} images. Latency: medians of interleaved runs; "
+                 f"adherence: all five attributes right, n={args.samples} held-in and n={args.samples // 2} held-out "
+                 "images, 2 seeds per prompt (dpmpp_2m, 25 steps, guidance 5); loss: denoising MSE on 256 held-out "
+                 "samples.")  # fmt: skip
+        table = markdown(tiny_rows(checkpoint, pruned, recovered, args.samples, args.repeats))
+        print(f"\n{title}\n{table}")
+        tables += [title, "", table]
+    if args.scale in ("sd", "both"):
+        fractions = kind_fractions(checkpoint.unet, plan)
+        shown = ", ".join(f"{k} {v:.0%}" for k, v in fractions.items())
+        title = (f"SD 1.5-size UNet, random weights, batch 2, 64x64 latents, fp32; the small plan's proportions "
+                 f"({shown} of each kind's parameters), scaled to 30% of the UNet.")  # fmt: skip
+        table = markdown(sd_rows(fractions, 0.3, args.repeats))
+        print(f"\n{title}\n{table}")
+        tables += [title, "", table]
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"bench-prune-{args.scale}.md").write_text("\n".join(tables))
+        print(f"wrote {args.out}/bench-prune-{args.scale}.md")
+    return 0
+
+
 def run_mobile(args: argparse.Namespace) -> int:
     import torch
 
     from sd.atomic_output import atomic_output
     from sd.bench.mobile import measure, plot, sd_scale_rows, table, tiny_scale_rows
 
+    apply_threads(args)
     args.out.mkdir(parents=True, exist_ok=True)
     header = f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, random weights; latency: " + (
         f"median of {args.repeats} rounds for the full presets, {args.ablation_repeats} for one-change rows, "
@@ -208,6 +273,49 @@ def run_mobile(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_mobile_adherence(args: argparse.Namespace) -> int:
+    from sd.bench.mobile_adherence import run
+
+    apply_threads(args)
+    return run(args)
+
+
+def run_cuda(args: argparse.Namespace) -> int:
+    import torch
+
+    from sd.bench.cuda import bench_cuda
+    from sd.bench.random_checkpoint import random_sd15
+    from sd.bench.reference import require_references
+
+    require_references()
+    apply_threads(args)
+    try:
+        gif_checkpoint = resolve_checkpoint(args.checkpoint)
+    except UserError:
+        if args.checkpoint:  # a path the user gave is missing: say so
+            raise
+        gif_checkpoint = None  # no shipped model in this checkout: the GIF check is left out
+    r = bench_cuda(random_sd15(), "cuda", steps=args.steps, size=args.size, repeats=args.repeats,
+                   gif_checkpoint=gif_checkpoint)  # fmt: skip
+    print(f"torch {torch.__version__}, {r['device']}; random SD 1.5 weights; TF32 off")
+    print("\n| check | relative error |\n| --- | --- |")
+    for name, value in r["errors"].items():
+        print(f"| {name} | {value:.2e} |")
+    print("\n| images | max pixel difference (0-255) |\n| --- | --- |")
+    for name, value in r["pixels"].items():
+        print(f"| {name} | {value} |")
+    print("\n| peak GPU memory of one txt2img | GiB |\n| --- | --- |")
+    for name, value in r["memory_gib"].items():
+        print(f"| {name} | {value:.2f} |")
+    print("\n| timing (medians of interleaved runs) | ours s | diffusers s | ours/diffusers |")
+    print("| --- | --- | --- | --- |")
+    for name, m in r["seconds"].items():
+        print(f"| {name} | {m['ours']:.4f} | {m['diffusers']:.4f} | {m['ours'] / m['diffusers']:.2f}x |")
+    if "gif" in r:
+        print(f"\ngif on the GPU vs the CPU ({gif_checkpoint.name}): {r['gif']}")
+    return 0
+
+
 def run_morph(args: argparse.Namespace) -> int:
     import torch
 
@@ -216,21 +324,19 @@ def run_morph(args: argparse.Namespace) -> int:
     from sd.loading.checkpoint import load_checkpoint
     from sd.pipeline import StableDiffusionPipeline
 
-    checkpoint = Path(args.checkpoint or DEFAULT_CHECKPOINT)
-    if not checkpoint.exists():
-        raise UserError(f"{checkpoint}: no such checkpoint; pass --checkpoint (a model trained on the shapes)")
-    out = args.out or Path("outputs/bench/morph")
+    apply_threads(args)
+    checkpoint = resolve_checkpoint(args.checkpoint)
     unknown = [name for name in args.methods or [] if name not in METHODS]
     if unknown:
         raise UserError(f"--method {unknown[0]!r}: not a method of the bench; choose from {', '.join(METHODS)}")
     chosen = [n for n in args.methods or [] if n not in (DEFAULT, BEFORE)]
     names = [DEFAULT, BEFORE, *chosen] if args.methods else list(METHODS)  # with the references
     pipe = StableDiffusionPipeline(load_checkpoint(checkpoint))
-    r = bench_morph(pipe, load_classifier(), out, quick=args.quick, methods={n: METHODS[n] for n in names})
+    r = bench_morph(pipe, load_classifier(), args.out, quick=args.quick, methods={n: METHODS[n] for n in names})
     print(f"torch {torch.__version__}, {r['threads']} threads; {checkpoint.name}, {r['frames']}-frame transitions, "
           f"{r['steps']} steps, seeds {r['seeds']}; median (worst) per transition, n transitions per row")
     for kind in ["all", *KINDS]:
         if kind in r["summary"]:
             print(f"\n{kind}\n{table(r['summary'], kind)}")
-    print(f"\nwrote {out / 'morph.md'}, {out / 'morph.json'} and {out / 'morph.png'}")
+    print(f"\nwrote {args.out / 'morph.md'}, {args.out / 'morph.json'} and {args.out / 'morph.png'}")
     return 0

@@ -18,9 +18,9 @@ import numpy as np
 from PIL import Image
 
 from sd.atomic_output import atomic_output
+from sd.checkpoint_choice import resolve_checkpoint
 from sd.errors import UserError
 from sd.gif.settings import GifSettings
-from sd.paths import DEFAULT_CHECKPOINT
 from unet.config import SD15_UNET
 from vae.config import SD15_VAE
 
@@ -73,7 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo", help="run the whole pipeline offline and show what each stage does", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="model to run (default: the shipped one)")
+    parser.add_argument("--checkpoint", help="model to run (default: the shipped one)")
     parser.add_argument("--out", default="outputs/demo", help="folder for the images (default outputs/demo)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=25)
@@ -101,12 +101,14 @@ def run(args: argparse.Namespace) -> int:
     for name, module in sd15.items():
         print(f"  {name:<14} {count(module)} parameters")
 
-    if not Path(args.checkpoint).exists():
-        if args.checkpoint != str(DEFAULT_CHECKPOINT):
-            raise UserError(f"{args.checkpoint}: no such checkpoint")
-        print(f"\n{DEFAULT_CHECKPOINT} is not there yet (it is trained by `python -m sd.train.*`, see README)")
+    try:
+        path = resolve_checkpoint(args.checkpoint)
+    except UserError as error:
+        if args.checkpoint:
+            raise
+        print(f"\n{error}")  # no shipped model in this checkout: the architecture above is the whole demo
         return 0
-    checkpoint = load_checkpoint(args.checkpoint)
+    checkpoint = load_checkpoint(path)
     pipe = StableDiffusionPipeline(checkpoint)
     print(f"\nthe small model trained here ({checkpoint.name}), one prompt through every stage:")
     for name in ("text_encoder", "vae", "unet"):

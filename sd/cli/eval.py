@@ -45,19 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def checkpoint_path(arg: str | None) -> Path:
-    """The given checkpoint, or the embedded model if it has been trained."""
-    if arg is not None:
-        return Path(arg)
-    if not DEFAULT_CHECKPOINT.exists():
-        raise UserError(f"{DEFAULT_CHECKPOINT}: the embedded model is not trained yet; pass --checkpoint PATH")
-    return DEFAULT_CHECKPOINT
-
-
 def validate(args: argparse.Namespace) -> tuple[Path, Path]:
     """Checks that need no model, so a typo fails at once rather than after sampling."""
     apply_model_option(args)
-    args.checkpoint = str(checkpoint_path(args.checkpoint))
     fill_sampling_defaults(args, EVAL_DEFAULTS)
     for flag, value in (("--samples", args.samples), ("--held-out-samples", args.held_out_samples),
                         ("--steps", args.steps), ("--batch", args.batch)):  # fmt: skip

@@ -87,10 +87,6 @@ def validate(args: argparse.Namespace) -> list[Path]:
     from sd.pipeline import check_size
 
     apply_model_option(args)
-    if args.checkpoint is None:
-        if not DEFAULT_CHECKPOINT.exists():
-            raise UserError(f"{DEFAULT_CHECKPOINT} is missing; pass --checkpoint (an SD file or diffusers folder)")
-        args.checkpoint = str(DEFAULT_CHECKPOINT)
     fill_sampling_defaults(args, TXT2IMG_DEFAULTS)
     if args.steps < 1 or args.batch < 1:
         raise UserError(f"--steps ({args.steps}) and --batch ({args.batch}) must be at least 1")

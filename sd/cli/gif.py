@@ -165,12 +165,10 @@ def run(args: argparse.Namespace) -> int:
     from sd.loading.student import model_defaults
 
     start = time.perf_counter()
-    apply_model_option(args)
     keyframes, settings, recorded_out, recorded_checkpoint = keyframes_and_settings(args)
     out = Path(args.out or recorded_out or "outputs/animation.gif")
-    checkpoint = args.checkpoint or (recorded_checkpoint or {}).get("path") or DEFAULT_CHECKPOINT
-    if not Path(checkpoint).exists():
-        raise UserError(f"{checkpoint}: no such checkpoint; pass --checkpoint (an SD 1.x/2.x file or diffusers folder)")
+    apply_model_option(args, fallback=(recorded_checkpoint or {}).get("path"))  # a sidecar's model before the default
+    checkpoint = args.checkpoint
     defaults = None if args.from_json else model_defaults(checkpoint)
     if defaults is not None:  # a distilled model's own sampler, steps and guidance, where none was given
         own = {k: v for k, v in dataclasses.asdict(defaults).items() if v is not None and getattr(args, k) is None}

@@ -1,11 +1,13 @@
-"""`--model NAME`: a shipped model by name (weights/NAME.safetensors) instead of a --checkpoint path; and the
-sampler, steps and guidance a model file asks for (a distilled student's) when the user names none."""
+"""`--model NAME`: a shipped model by name (weights/NAME.safetensors) instead of a --checkpoint path, turned with
+either into the one checkpoint to run; and the sampler, steps and guidance a model file asks for (a distilled
+student's) when the user names none."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from sd.errors import UserError
+from sd.checkpoint_choice import resolve_checkpoint
 from sd.loading.checkpoint_types import SamplingDefaults
 from sd.paths import SHIPPED_MODELS
 
@@ -24,16 +26,10 @@ def add_model_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", choices=list(SHIPPED_MODELS), help="a shipped model instead of --checkpoint")
 
 
-def apply_model_option(args: argparse.Namespace) -> None:
-    """Turn --model into --checkpoint (the commands then treat both alike)."""
-    if args.model is None:
-        return
-    if args.checkpoint is not None:
-        raise UserError(f"--model {args.model} and --checkpoint {args.checkpoint}: give one of them, not both")
-    path = SHIPPED_MODELS[args.model]
-    if not path.exists():
-        raise UserError(f"{path}: the {args.model} model is not in this checkout; pass --checkpoint PATH")
-    args.checkpoint = str(path)
+def apply_model_option(args: argparse.Namespace, fallback: str | Path | None = None) -> None:
+    """Set args.checkpoint to the checkpoint to run, from --checkpoint, --model, `fallback` or the default
+    (sd/checkpoint_choice.py), so that the commands then read args.checkpoint alone."""
+    args.checkpoint = str(resolve_checkpoint(args.checkpoint, args.model, fallback=fallback))
 
 
 def fill_sampling_defaults(args: argparse.Namespace, fallback: SamplingDefaults) -> None:

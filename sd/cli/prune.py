@@ -59,10 +59,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _teacher(arg: str | None):
-    from sd.cli.eval import checkpoint_path
+    from sd.checkpoint_choice import resolve_checkpoint
     from sd.loading.checkpoint import load_checkpoint
 
-    return load_checkpoint(checkpoint_path(arg))
+    return load_checkpoint(resolve_checkpoint(arg))
 
 
 def run_sensitivity(args: argparse.Namespace) -> int:

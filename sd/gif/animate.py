@@ -19,6 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from sd.checkpoint_choice import resolve_checkpoint
 from sd.errors import UserError
 from sd.file_hash import file_sha256
 from sd.gif.easing import EASINGS
@@ -36,7 +37,7 @@ from sd.loading.checkpoint import load_checkpoint
 from sd.loading.fingerprint import weights_sha256
 from sd.lora.spec import LoraSpec, load_specs
 from sd.lora.stack import applied_loras
-from sd.paths import DEFAULT_CHECKPOINT, FRAME_CACHE
+from sd.paths import FRAME_CACHE
 from sd.pipeline import StableDiffusionPipeline
 
 
@@ -154,7 +155,7 @@ def animate(
     speeds = audio_speeds(settings, keyframes)
     lora_specs = [LoraSpec(e["path"], e["scale"]) for e in settings.loras]
     if pipe is None:
-        checkpoint = Path(checkpoint or DEFAULT_CHECKPOINT)
+        checkpoint = resolve_checkpoint(checkpoint)
         pipe = StableDiffusionPipeline(load_checkpoint(checkpoint, prediction_type=prediction_type))
     weights = weights_sha256(pipe.checkpoint)
     if expected_weights not in (None, weights):

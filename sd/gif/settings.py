@@ -25,7 +25,6 @@ GIF_SAMPLERS = ("ddim", "euler", "dpmpp_2m", "lcm")
 # In-betweens start from the keyframes' latents this far into the steps. Measured with the shipped model
 # (docs/gif.md, "How the driver works"): 0.8 had the lowest jump ratios of 0.5-0.8, at 0.3x the UNet steps.
 DEFAULT_BRANCH = 0.8
-FORMATS = ("gif", "mp4", "png")
 # How blend weights are chosen (spacing.py): from the easing alone, or so that consecutive frames are equally far apart.
 FRAME_SPACINGS = ("planned", "even")
 # What a sidecar written before a setting existed ran with, where that differs from the default, so --from-json of

@@ -31,6 +31,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sd.atomic_output import atomic_output
+from sd.checkpoint_choice import resolve_checkpoint
 from sd.cli.threads import add_threads_option, apply_threads
 from sd.data.captions import random_caption
 from sd.data.dataset import sample_scenes
@@ -66,7 +67,7 @@ TARGETS = {
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m sd.train.lora", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="the model to adapt")
+    p.add_argument("--checkpoint", type=Path, help=f"the model to adapt (default {DEFAULT_CHECKPOINT.name})")
     p.add_argument("--out", type=Path, default=Path("outputs/train/lora-teal"))
     p.add_argument("--word", default="red", choices=list(COLOURS), help="the colour word that gets a new look")
     p.add_argument("--rgb", default="20,160,160",
@@ -184,7 +185,7 @@ def train(args: argparse.Namespace) -> dict:
     rgb = parse_rgb(args.rgb)
     args.out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
-    checkpoint = load_checkpoint(args.checkpoint)
+    checkpoint = load_checkpoint(resolve_checkpoint(args.checkpoint))
     images, captions = style_data(args.word, rgb, args.train_size, args.seed)
     mean, std = encode_latents(checkpoint.vae, images, torch.device("cpu"))
     ids = checkpoint.tokenizer(captions)  # (N, 77)

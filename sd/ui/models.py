@@ -6,43 +6,42 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sd.checkpoint_choice import resolve_checkpoint
 from sd.errors import UserError
 from sd.gif.settings import GIF_SAMPLERS, GifSettings
 from sd.loading.student import model_defaults
-from sd.paths import DEFAULT_CHECKPOINT, SHIPPED_MODELS
+from sd.paths import DEFAULT_MODEL, SHIPPED_MODELS
 
-EMBEDDED = "embedded: tiny-shapes"
+EMBEDDED = f"embedded: {DEFAULT_MODEL}"
 MOBILE = "mobile-tiny"
 CHECKPOINT = "checkpoint path"
-OPTIONAL = {name: SHIPPED_MODELS[name] for name in (MOBILE, "tiny-shapes-distilled", "mobile-tiny-distilled")}
+OPTIONAL = (MOBILE, "tiny-shapes-distilled", "mobile-tiny-distilled")  # shipped models, listed when present
 
 _loaded: dict[Path, object] = {}
 
 
 def available(name: str) -> bool:
-    return OPTIONAL[name].is_file()
+    return SHIPPED_MODELS[name].is_file()
 
 
 def model_choices() -> list[str]:
-    optional = [name if available(name) else f"{name} (not available: {OPTIONAL[name].name} is missing)"
+    optional = [name if available(name) else f"{name} (not available: {SHIPPED_MODELS[name].name} is missing)"
                 for name in OPTIONAL]  # fmt: skip
     return [EMBEDDED, *optional, CHECKPOINT]
 
 
 def checkpoint_for(choice: str, path: str | None) -> Path:
+    """The file a choice names (sd/checkpoint_choice.py's rule), with the page's words for what is missing."""
     if choice == EMBEDDED:
-        return DEFAULT_CHECKPOINT
+        return resolve_checkpoint()
     name = choice.split(" (not available")[0]
     if name in OPTIONAL:
         if not available(name):
-            raise UserError(f"{name} is not available: {OPTIONAL[name]} is missing; choose another model")
-        return OPTIONAL[name]
+            raise UserError(f"{name} is not available: {SHIPPED_MODELS[name]} is missing; choose another model")
+        return resolve_checkpoint(model=name)
     if not path or not path.strip():
         raise UserError("checkpoint path: give the path of an SD 1.x file or diffusers folder")
-    checkpoint = Path(path.strip()).expanduser()
-    if not checkpoint.exists():
-        raise UserError(f"{checkpoint}: no such checkpoint")
-    return checkpoint
+    return resolve_checkpoint(path.strip())
 
 
 def sampling_for(choice: str, path: str | None) -> tuple[str, int, float]:

@@ -40,8 +40,7 @@ def files(tmp_path_factory):
 @pytest.fixture
 def shipped(files, monkeypatch):
     """The stand-in as `--model tiny-shapes-distilled` (and in the UI)."""
-    monkeypatch.setitem(SHIPPED_MODELS, "tiny-shapes-distilled", files["student"])
-    monkeypatch.setitem(models.OPTIONAL, "tiny-shapes-distilled", files["student"])
+    monkeypatch.setitem(SHIPPED_MODELS, "tiny-shapes-distilled", files["student"])  # the UI reads it too
 
 
 def test_the_student_is_its_base_model_with_its_unet(files):

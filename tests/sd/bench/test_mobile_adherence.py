@@ -9,6 +9,7 @@ import pytest
 
 from sd.bench import mobile_adherence
 from sd.bench.mobile import tiny_scale_rows
+from sd.cli.main import main
 from sd.loading.checkpoint import load_checkpoint
 from sd.loading.config_json import config_overrides
 from unet.config import TINY_UNET, UNetConfig
@@ -27,7 +28,7 @@ def test_trains_evaluates_tabulates_and_resumes(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the latent cache's default folder is relative
     args = ["--steps", "2", "--stop-after", "0", "--train-size", "128", "--samples", "2", "--rows", "0,1",
             "--out", str(tmp_path)]  # fmt: skip
-    assert mobile_adherence.main(args) == 0
+    assert main(["bench", "mobile-adherence", *args]) == 0
     table = (tmp_path / "adherence.md").read_text().splitlines()
     assert [line.split(" | ")[0] for line in table[2:]] == ["| standard tiny UNet", "| shared K/V in self-attention"]
     assert load_checkpoint(tmp_path / "1-shared-k-v-in-self-attention" / "model.safetensors").unet.config.shared_kv
@@ -37,7 +38,7 @@ def test_trains_evaluates_tabulates_and_resumes(tmp_path, monkeypatch):
 
     monkeypatch.setattr("sd.train.text_to_image.train", no_work)
     monkeypatch.setattr("sd.eval.adherence.evaluate_adherence", no_work)
-    assert mobile_adherence.main(args) == 0
+    assert main(["bench", "mobile-adherence", *args]) == 0
     assert (tmp_path / "adherence.md").read_text().splitlines() == table
 
 
@@ -84,7 +85,7 @@ def test_the_relu_preset_row_is_converted_from_the_trained_preset_row(tmp_path, 
     monkeypatch.setattr(text_to_image, "train", recording_train)
     args = ["--steps", "2", "--stop-after", "0", "--convert-steps", "3", "--train-size", "128", "--samples", "2",
             "--rows", "8", "--out", str(tmp_path)]  # fmt: skip
-    assert mobile_adherence.main(args) == 0
+    assert main(["bench", "mobile-adherence", *args]) == 0
     rows = tiny_scale_rows()
     preset = tmp_path / "7-mobile-tiny-preset-all-but-relu" / "model.safetensors"
     assert [c.init for c in calls] == [None, preset]  # the softmax preset is trained first, then converted

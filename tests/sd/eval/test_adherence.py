@@ -120,12 +120,12 @@ def test_cli_missing_checkpoint_is_one_line_with_exit_code_2(tmp_path):
 
 
 def test_cli_without_trained_default_model_says_so(tmp_path, monkeypatch, capsys):
-    import sd.cli.eval
+    from sd.paths import DEFAULT_MODEL, SHIPPED_MODELS
 
-    monkeypatch.setattr(sd.cli.eval, "DEFAULT_CHECKPOINT", tmp_path / "tiny-shapes.safetensors")
+    monkeypatch.setitem(SHIPPED_MODELS, DEFAULT_MODEL, tmp_path / "tiny-shapes.safetensors")
     assert main(["eval", "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "not trained yet" in err and "--checkpoint" in err
+    assert err.count("\n") == 1 and "not in this checkout" in err and "--checkpoint" in err
 
 
 def test_cli_end_to_end_on_a_tiny_random_model(tmp_path, monkeypatch, capsys):
@@ -136,8 +136,10 @@ def test_cli_end_to_end_on_a_tiny_random_model(tmp_path, monkeypatch, capsys):
     from tests.tiny_checkpoint import tiny_checkpoint
 
     monkeypatch.setattr(sd.loading.checkpoint, "load_checkpoint", lambda path: tiny_checkpoint())
+    stand_in = tmp_path / "tiny.safetensors"  # the file must exist; what loads is the tiny model above
+    stand_in.write_bytes(b"")
     out = tmp_path / "eval"
-    args = ["eval", "--checkpoint", "tiny.safetensors", "--samples", "3", "--held-out-samples", "2", "--steps", "2",
+    args = ["eval", "--checkpoint", str(stand_in), "--samples", "3", "--held-out-samples", "2", "--steps", "2",
             "--out", str(out)]  # fmt: skip
     assert main(args) == 0
     printed = capsys.readouterr().out

@@ -51,7 +51,7 @@ def test_uploads_over_the_limit_are_refused(tmp_path, monkeypatch):
 
 
 def test_model_choices(tmp_path, monkeypatch):
-    monkeypatch.setitem(models.OPTIONAL, models.MOBILE, tmp_path / "mobile-tiny.safetensors")
+    monkeypatch.setitem(models.SHIPPED_MODELS, models.MOBILE, tmp_path / "mobile-tiny.safetensors")
     choices = models.model_choices()
     assert choices[0] == models.EMBEDDED and "not available" in choices[1]
     with pytest.raises(UserError, match="mobile-tiny is not available"):
