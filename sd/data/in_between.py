@@ -20,10 +20,10 @@ from dataclasses import replace
 import numpy as np
 from PIL import Image, ImageDraw
 
+from sd.cielab import lab_to_srgb, srgb_to_lab
 from sd.data.dataset import ShapesData, sample_scenes
 from sd.data.shapes import OUTLINES, RING_HOLE, SIZE, SUPERSAMPLE, Scene, composite
 from sd.data.vocabulary import COLOURS, POSITIONS, SIZES
-from sd.gif.cielab import lab_to_srgb, srgb_to_lab
 
 ATTRIBUTES = ("shape", "colour", "background", "size", "position")
 OUTLINE_POINTS = 96  # enough that the heart's 48 corners get one each at most

@@ -20,9 +20,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from sd.cielab import image_lab, srgb_to_lab
 from sd.data.vocabulary import COLOURS, POSITIONS
 from sd.eval.classifier import ShapesClassifier
-from sd.gif.cielab import image_lab, srgb_to_lab
 
 NAMED_LAB = {name: srgb_to_lab(np.array(rgb)) for name, rgb in COLOURS.items()}
 

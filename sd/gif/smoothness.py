@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from sd.gif.cielab import delta_e, image_lab, srgb_to_lab
+from sd.cielab import delta_e, image_lab, srgb_to_lab
 from sd.gif.timeline import FrameSpec
 
 # Measured by `python -m sd bench morph` (12 pairs x 4 seeds, 720 in-betweens a method): a pixel crossfade's frames

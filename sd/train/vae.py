@@ -59,9 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--init", type=Path, help="start from this autoencoder file (stage 1's vae.safetensors)")
     p.add_argument("--decoder-only", action="store_true",
-                   help="train the decoder alone (needs --init): the latents, and the scaling factor, stay --init's")  # fmt: skip
+                   help="train the decoder alone (needs --init): latents and scaling factor stay --init's")  # fmt: skip
     p.add_argument("--in-between-share", type=float, default=0.0,
-                   help="share of the training images that are ideal in-betweens of two scenes (default 0)")  # fmt: skip
+                   help="share of training images that are ideal in-betweens of two scenes (default 0)")  # fmt: skip
     args = p.parse_args(argv)
     if args.decoder_only and args.init is None:
         p.error("--decoder-only needs --init: the autoencoder whose encoder stays as it is")

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
+from sd.cielab import lab_to_srgb, srgb_to_lab
 from sd.data.in_between import OUTLINE_POINTS, render_between, resampled_outline
 from sd.data.shapes import OUTLINES, Scene, render
 from sd.data.vocabulary import COLOURS, POSITIONS
-from sd.gif.cielab import lab_to_srgb, srgb_to_lab
 
 A = Scene("circle", "red", "blue", "large", "center")
 

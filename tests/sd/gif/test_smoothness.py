@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sd.gif.cielab import delta_e, image_lab, srgb_to_lab
+from sd.cielab import delta_e, image_lab, srgb_to_lab
 from sd.gif.smoothness import CROSSFADE_THRESHOLD, blend_gap, gini, transition_stats
 from sd.gif.timeline import FrameSpec
 
