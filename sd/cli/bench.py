@@ -7,8 +7,9 @@ compares our GIF driver with a naive per-frame diffusers loop on a trained model
 recovered models; `mobile` compares the mobile UNet with the standard one at SD 1.5 and at the tiny model's
 scale, one change at a time, and `mobile-adherence` trains each of those tiny rows to score its prompt adherence;
 `cuda` is what only a GPU shows; `morph` measures transitions between keyframes on the shipped model, per kind of
-change, for every in-between method (sd/bench/morph.py). Medians of interleaved runs and our/diffusers ratios;
-a ratio below 1 means we are faster.
+change, for every in-between method (sd/bench/morph.py); `distilled` times a few-step student against its
+teacher, per image and per GIF, with UNet evaluations (sd/bench/distilled.py). Medians of interleaved runs and
+our/diffusers ratios; a ratio below 1 means we are faster.
 """
 
 from __future__ import annotations
@@ -103,6 +104,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     morph.add_argument("--quick", action="store_true", help="a small case (2 pairs, 1 seed, 4 frames)")
     morph.add_argument("--method", dest="methods", action="append", metavar="NAME",
                        help="run this method only (repeat for several; default: every method)")  # fmt: skip
+
+    distilled = mode("distilled", "a few-step distilled student against its teacher: time and UNet evaluations per "
+                     "image and per GIF, and issue 19's goals", run_distilled)  # fmt: skip
+    distilled.add_argument("--student", required=True, metavar="FILE",
+                           help="the student file (`python -m sd.train.distill`)")  # fmt: skip
+    distilled.add_argument("--teacher", metavar="FILE",
+                           help=f"the model it was distilled from (default {DEFAULT_MODEL_PATH})")  # fmt: skip
+    distilled.add_argument("--frames", type=int, nargs="+", default=[24, 193], metavar="N",
+                           help="frames of each GIF to time (default 24 193; the goals are on 193)")  # fmt: skip
+    add_repeats_option(distilled, "timed rounds per model and task")
+    distilled.add_argument("--out", type=Path, default=Path("outputs/bench/distilled"), metavar="DIR",
+                           help="folder for distilled.md and distilled.json (default %(default)s)")  # fmt: skip
     for sub in modes.choices.values():
         add_threads_option(sub)
 
@@ -339,4 +352,17 @@ def run_morph(args: argparse.Namespace) -> int:
         if kind in r["summary"]:
             print(f"\n{kind}\n{table(r['summary'], kind)}")
     print(f"\nwrote {args.out / 'morph.md'}, {args.out / 'morph.json'} and {args.out / 'morph.png'}")
+    return 0
+
+
+def run_distilled(args: argparse.Namespace) -> int:
+    """Issue 19's measurements (sd/bench/distilled.py), printed and written as markdown and JSON."""
+    from sd.bench.distilled import bench_distilled, markdown, write
+
+    apply_threads(args)
+    student, teacher = resolve_checkpoint(args.student), resolve_checkpoint(args.teacher)
+    record = bench_distilled(teacher, student, frames=tuple(args.frames), repeats=args.repeats)
+    print(markdown(record))
+    md, js = write(record, args.out)
+    print(f"\nwrote {md} and {js}")
     return 0

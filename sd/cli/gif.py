@@ -17,7 +17,6 @@ re-encodes.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import re
 import time
@@ -27,7 +26,14 @@ from sd.cli.model_option import PREDICTION_HELP, SPACING_HELP, add_model_option,
 from sd.errors import UserError
 from sd.gif.easing import EASINGS
 from sd.gif.keyframes import parse_keyframes, spread_prompts
-from sd.gif.settings import ATTENTION_INTERPOLATIONS, FRAME_SPACINGS, GIF_SAMPLERS, TEXT_INTERPOLATIONS, GifSettings
+from sd.gif.settings import (
+    ATTENTION_INTERPOLATIONS,
+    FRAME_SPACINGS,
+    GIF_SAMPLERS,
+    TEXT_INTERPOLATIONS,
+    GifSettings,
+    with_model_defaults,
+)
 from sd.gif.sidecar import read_sidecar
 from sd.gif.writers import gif_duration_ms
 from sd.paths import DEFAULT_CHECKPOINT, FRAME_CACHE
@@ -170,11 +176,8 @@ def run(args: argparse.Namespace) -> int:
     apply_model_option(args, fallback=(recorded_checkpoint or {}).get("path"))  # a sidecar's model before the default
     checkpoint = args.checkpoint
     defaults = None if args.from_json else model_defaults(checkpoint)
-    if defaults is not None:  # a distilled model's own sampler, steps and guidance, where none was given
-        own = {k: v for k, v in dataclasses.asdict(defaults).items() if v is not None and getattr(args, k) is None}
-        if own.get("sampler") not in (None, *GIF_SAMPLERS):  # a folder's ancestral scheduler: GIFs keep theirs
-            del own["sampler"]
-        settings = dataclasses.replace(settings, **own)
+    given = {k for k in ("sampler", "steps", "guidance") if getattr(args, k) is not None}
+    settings = with_model_defaults(settings, defaults, given)  # a distilled model's own, where none was given
     prediction_type = args.prediction_type or (recorded_checkpoint or {}).get("prediction_type")
     out.parent.mkdir(parents=True, exist_ok=True)
     expected = (recorded_checkpoint or {}).get("weights_sha256")

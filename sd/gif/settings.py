@@ -8,7 +8,7 @@ change the seeds of the others.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from sd.errors import UserError
 from sd.gif.easing import EASINGS
@@ -155,3 +155,15 @@ class GifSettings:
         if unknown:
             raise UserError(f"{source}: unknown setting {unknown[0]!r}")
         return cls(**(BEFORE_THE_SETTING | data))
+
+
+def with_model_defaults(settings: GifSettings, defaults, given: set[str] = frozenset()) -> GifSettings:
+    """`settings` with a model's own sampler, steps and guidance (`defaults`, a SamplingDefaults or None: a
+    distilled student's few LCM steps), except those the user gave (`given`). A diffusers folder's ancestral
+    scheduler is left out: GIFs keep their deterministic sampler. `python -m sd gif` and `bench distilled` agree."""
+    if defaults is None:
+        return settings
+    own = {k: v for k, v in asdict(defaults).items() if v is not None and k not in given}
+    if own.get("sampler") not in (None, *GIF_SAMPLERS):
+        del own["sampler"]
+    return replace(settings, **own)
