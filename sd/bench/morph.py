@@ -221,6 +221,7 @@ def table(summary: dict, kind: str) -> str:
 
 
 SHEET_ROWS = (BEFORE, CROSSFADE, "even spacing", DEFAULT)  # the short sheet's rows
+REFERENCE_ROWS = (DEFAULT, CROSSFADE, IDEAL, IDEAL_DECODED)  # the default beside what needs no model
 
 
 def contact_sheet(sheet: Sheet, path: Path, rows: tuple[str, ...] | None = None) -> None:
@@ -253,7 +254,8 @@ def bench_morph(
     methods: dict[str, dict] = METHODS, progress: bool = True,
 ) -> dict:  # fmt: skip
     """Run, summarise, and write out/morph.json, out/morph.md, the contact sheet out/morph.png and one with the
-    SHEET_ROWS only, out/morph-short.png; returns the record."""
+    SHEET_ROWS only, out/morph-short.png, and the default beside the references, out/morph-references.png;
+    returns the record."""
     plan = QUICK if quick else {"pairs": PAIRS, "seeds": SEEDS, "frames": FRAMES, "steps": GifSettings().steps}
     records, sheet = run_bench(pipe, judge, methods, progress=progress, **plan)
     summary = summarise(records, plan["seeds"])
@@ -271,4 +273,6 @@ def bench_morph(
     contact_sheet(sheet, out / "morph.png")
     if all(name in next(iter(sheet.values())) for name in SHEET_ROWS):
         contact_sheet(sheet, out / "morph-short.png", SHEET_ROWS)
+    if DEFAULT in next(iter(sheet.values())):
+        contact_sheet(sheet, out / "morph-references.png", REFERENCE_ROWS)
     return record

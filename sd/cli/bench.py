@@ -351,7 +351,7 @@ def run_morph(args: argparse.Namespace) -> int:
     for kind in ["all", *KINDS]:
         if kind in r["summary"]:
             print(f"\n{kind}\n{table(r['summary'], kind)}")
-    print(f"\nwrote {args.out / 'morph.md'}, {args.out / 'morph.json'} and {args.out / 'morph.png'}")
+    print(f"\nwrote {args.out / 'morph.md'}, {args.out / 'morph.json'} and contact sheets {args.out / 'morph*.png'}")
     return 0
 
 

@@ -4,6 +4,7 @@ import json
 
 from PIL import Image
 
+from sd.bench import morph
 from sd.bench.morph import BEFORE, CROSSFADE, DEFAULT, IDEAL, IDEAL_DECODED, METHODS, QUICK, SHEET_ROWS, table
 from sd.cli.main import main
 from sd.gif.settings import DEFAULT_BRANCH
@@ -45,6 +46,8 @@ def test_quick_bench_tables_every_method_and_the_references(tmp_path, capsys):
     sheet, short = Image.open(tmp_path / "morph.png"), Image.open(tmp_path / "morph-short.png")
     assert sheet.height == len(kinds) * (22 + frame * (len(METHODS) + 3))
     assert short.height == len(kinds) * (22 + frame * len(SHEET_ROWS))
+    references = Image.open(tmp_path / "morph-references.png")
+    assert references.height == len(kinds) * (22 + frame * len(morph.REFERENCE_ROWS))
     assert sheet.width >= short.width > (frames + 1) * frame  # the frames and a column of labels
     transitions = record["transitions"]
     assert len(transitions) == len(QUICK["pairs"]) * len(QUICK["seeds"]) * (len(METHODS) + 3)
