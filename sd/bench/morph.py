@@ -37,7 +37,7 @@ from sd.eval.classifier import ShapesClassifier
 from sd.eval.wander import off_the_way
 from sd.gif.animate import animate
 from sd.gif.keyframes import Keyframe
-from sd.gif.settings import GifSettings
+from sd.gif.settings import GifSettings, with_model_defaults
 from sd.gif.smoothness import CROSSFADE_THRESHOLD, blend_gap, transition_stats
 from sd.gif.timeline import FrameSpec
 from sd.images import image_to_tensor, tensor_to_images
@@ -107,6 +107,7 @@ METHODS: dict[str, dict] = {
     "attention outer, no sharing": PLANNED | {"attention": "outer", "share": False},
     "attention inner, no sharing": PLANNED | {"attention": "inner", "share": False},
     "default + attention outer": {"attention": "outer"},
+    "default, 4 probes": {"probes": 4},  # for few-step students, where a probe costs as much as a frame
 }
 SEEDS = (0, 1, 2, 3)
 FRAMES = 16  # steps of a transition: keyframes at frames 0 and 16
@@ -159,6 +160,7 @@ def run_bench(
     for pair, seed, name in tqdm(todo, desc="transitions", disable=not progress):
         keyframes = [Keyframe(0, pair.prompts[0]), Keyframe(frames, pair.prompts[1])]
         settings = GifSettings(seed=seed, steps=steps, batch=BATCH, **methods[name])
+        settings = with_model_defaults(settings, pipe.checkpoint.defaults)  # a student's own steps, as `sd gif`
         result = animate(keyframes, None, settings, pipe=pipe, cache_dir=None, progress=False)
         images, specs = result.frames, result.specs
         shown = {name: images}
@@ -257,6 +259,8 @@ def bench_morph(
     SHEET_ROWS only, out/morph-short.png, and the default beside the references, out/morph-references.png;
     returns the record."""
     plan = QUICK if quick else {"pairs": PAIRS, "seeds": SEEDS, "frames": FRAMES, "steps": GifSettings().steps}
+    own = pipe.checkpoint.defaults  # a distilled student samples in its own few steps (run_bench applies them)
+    plan = plan | ({"steps": own.steps} if own is not None and own.steps is not None else {})
     records, sheet = run_bench(pipe, judge, methods, progress=progress, **plan)
     summary = summarise(records, plan["seeds"])
     out.mkdir(parents=True, exist_ok=True)
