@@ -97,6 +97,6 @@ def in_between_data(n: int, seed: int) -> ShapesData:
         changed = {f: getattr(other, f) for f in ATTRIBUTES if rng.random() < 0.5}
         b = replace(a, **changed)
         if b.colour == b.background:  # no scene draws a shape in its background's colour
-            b = replace(b, background=a.background if a.background != b.colour else other.colour)
+            b = replace(b, background=next(c for c in (a.background, other.background, *COLOURS) if c != b.colour))
         images[i], masks[i] = render_between(a, b, float(rng.random()))
     return ShapesData(images, masks, firsts, [""] * n)
