@@ -23,7 +23,7 @@ import torch
 
 from sd.samplers.base import VariancePreserving
 from sd.samplers.noise import Generators
-from sd.samplers.sigmas import SigmaTableSampler, sigma_table
+from sd.samplers.sigmas import SigmaTableSampler
 
 if TYPE_CHECKING:
     from sd.samplers.base import Timestep
@@ -44,7 +44,7 @@ class DPMSolverPlusPlus2MSampler(VariancePreserving, SigmaTableSampler):
         else:
             timesteps = self.spaced_timesteps(num_inference_steps + 1)[:-1]
         timesteps = timesteps.round().astype(np.int64)  # (N,)
-        self._set_table(torch.from_numpy(timesteps).to(device), sigma_table(self.schedule, timesteps))  # (N,), (N+1,)
+        self.set_custom_timesteps(timesteps, device)
 
     def _set_table(self, timesteps: torch.Tensor, sigmas: torch.Tensor) -> None:
         """A fresh table also starts with no previous x0_hat: the first step is first order."""

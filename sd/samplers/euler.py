@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from sd.samplers.noise import Generators
-from sd.samplers.sigmas import SigmaTableSampler, sigma_table
+from sd.samplers.sigmas import SigmaTableSampler
 
 if TYPE_CHECKING:
     from sd.samplers.base import Timestep
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 class EulerSampler(SigmaTableSampler):
     def set_timesteps(self, num_inference_steps: int, device: torch.device | str = "cpu") -> None:
         timesteps = self.spaced_timesteps(num_inference_steps).astype(np.float32)  # (N,): linspace's fractional t kept
-        self._set_table(torch.from_numpy(timesteps).to(device), sigma_table(self.schedule, timesteps))  # (N,), (N+1,)
+        self.set_custom_timesteps(timesteps, device)
 
     @property
     def init_noise_sigma(self) -> float:

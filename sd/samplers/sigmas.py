@@ -54,6 +54,11 @@ class SigmaTableSampler(SpacedSampler):
         self._step_index: int | None = None
         self._begin_index: int | None = None
 
+    def set_custom_timesteps(self, timesteps: list[int] | np.ndarray, device: torch.device | str = "cpu") -> None:
+        """Walk exactly these decreasing timesteps, then to sigma = 0 (diffusers' `set_timesteps(timesteps=...)`)."""
+        steps = np.asarray(timesteps)  # (N,) integers, or Euler's fractional linspace t
+        self._set_table(torch.from_numpy(steps).to(device), sigma_table(self.schedule, steps))  # (N,), (N+1,)
+
     def set_begin_index(self, begin_index: int = 0) -> None:
         """img2img starts part-way down the table; set this before the first step (and before add_noise)."""
         self._begin_index = begin_index

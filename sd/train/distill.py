@@ -55,17 +55,32 @@ from sd.train.consistency import (
     teacher_ddim_jump,
 )
 from sd.train.curves import plot_curves
-from sd.train.distributed import Dist, check_ranks_identical, cleanup, setup, wrap
+from sd.train.distributed import Dist, barrier, check_ranks_identical, cleanup, setup, wrap
 from sd.train.ema import EMA
 from sd.train.latent_cache import DEFAULT_CACHE, cached_latents
 from sd.train.lr_schedule import warmup_cosine
 from sd.train.state import load_state, save_state
 from sd.train.text_to_image import batch_for_step, encode_latents
+from sd.train.trajectory import (
+    CHUNK,
+    TEACHER_TIMES,
+    chunk_draws,
+    load_chunks,
+    solve_chunks,
+    solve_teacher,
+    trajectory_draws,
+    trajectory_loss,
+)
 
 VAL_SEED = 1_000_000  # validation prompts and noise: far from `python -m sd eval`'s seeds (0 ..)
 VAL_STEPS = (1, 2, 4)  # LCM steps the validation adherence is measured at
 STAGE1_DEFAULTS = SamplingDefaults("lcm", 4, 1.0)
 STAGE2_DEFAULTS = SamplingDefaults("lcm", 1, 1.0)
+STAGE1_RECIPES = {  # flag -> its default per --stage1 method
+    "consistency_steps": {"trajectory": 3000, "lcm": 4000},
+    "lr": {"trajectory": 1e-4, "lcm": 5e-5},
+    "ship_ema_decay": {"trajectory": 0.99, "lcm": 0.999},
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -74,7 +89,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     bases = [name for name in SHIPPED_MODELS if not name.endswith("-distilled")]
     p.add_argument("--base", default="tiny-shapes", help=f"the teacher: {' or '.join(bases)}, or a .safetensors path")
     p.add_argument("--out", type=Path, help="folder for states, students and curves (default outputs/distill/BASE)")
-    p.add_argument("--consistency-steps", type=int, default=4000, help="stage 1 iterations")
+    p.add_argument("--stage1", choices=("trajectory", "lcm"), default="trajectory",
+                   help="stage 1's targets: the teacher's ODE solved to its end (sd/train/trajectory.py), or LCM's "
+                   "one DDIM jump against the student's EMA (sd/train/consistency.py)")  # fmt: skip
+    p.add_argument("--trajectories", type=int, default=8192,
+                   help=f"--stage1 trajectory: teacher ODE solutions to regress on ({CHUNK} x N)")  # fmt: skip
+    p.add_argument("--consistency-steps", type=int, default=None,
+                   help="stage 1 iterations (default 3000 for trajectory, 4000 for lcm)")  # fmt: skip
     p.add_argument("--adversarial-steps", type=int, default=500, help="stage 2 iterations (0: no stage 2)")
     p.add_argument("--stop-after", type=int, default=None,
                    help="stop (and save) after this many iterations of both stages together (stage 1's first); "
@@ -82,9 +103,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=64, help="global batch, split across ranks")
     p.add_argument("--guidance", type=float, default=5.0,
                    help="teacher's guidance w, baked in: eps_u + w (eps_c - eps_u)")  # fmt: skip
-    p.add_argument("--lr", type=float, default=5e-5, help="stage 1 peak learning rate")
-    p.add_argument("--ema-decay", type=float, default=0.95, help="stage 1 target network (EMA) decay, as LCM")
-    p.add_argument("--ship-ema-decay", type=float, default=0.999, help="stage 1 EMA that ships; stage 2 starts from it")
+    p.add_argument("--lr", type=float, default=None, help="stage 1 peak learning rate (default 1e-4 trajectory, "
+                   "5e-5 lcm)")  # fmt: skip
+    p.add_argument("--ema-decay", type=float, default=0.95, help="--stage1 lcm: target network (EMA) decay, as LCM")
+    p.add_argument("--ship-ema-decay", type=float, default=None,
+                   help="stage 1 EMA that ships, stage 2's start (default 0.99 trajectory, 0.999 lcm)")  # fmt: skip
     p.add_argument("--gen-lr", type=float, default=2e-5, help="stage 2 generator learning rate")
     p.add_argument("--disc-lr", type=float, default=1e-4, help="stage 2 discriminator learning rate")
     p.add_argument("--w-adv", type=float, default=0.1, help="stage 2 weight of the adversarial term")
@@ -102,6 +125,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--latent-cache", type=Path, default=DEFAULT_CACHE, help=f"(default {DEFAULT_CACHE})")
     p.add_argument("--no-latent-cache", dest="latent_cache", action="store_const", const=None)
     args = p.parse_args(argv)
+    for flag, defaults in STAGE1_RECIPES.items():
+        if getattr(args, flag) is None:
+            setattr(args, flag, defaults[args.stage1])
+    if args.trajectories < CHUNK or args.trajectories % CHUNK:
+        raise UserError(f"--trajectories must be a positive multiple of {CHUNK}, got {args.trajectories}")
     for flag in ("consistency_steps", "batch", "save_every", "train_size"):
         if getattr(args, flag) < 1:
             raise UserError(f"--{flag.replace('_', '-')} must be at least 1")
@@ -135,6 +163,7 @@ class Setup:
     alphas_cumprod: torch.Tensor
     probe: dict  # fixed x_999, contexts and the teacher's 50-step ODE ends (main rank only)
     fixed: dict  # a fixed batch for the self-consistency loss (main rank only)
+    trajectories: dict | None  # --stage1 trajectory: caption indices, states and ends (sd/train/trajectory.py)
 
     @torch.no_grad()
     def context(self, ids: torch.Tensor) -> torch.Tensor:
@@ -218,7 +247,28 @@ def prepare(args: argparse.Namespace) -> Setup:
     probe = ode_probe(base, n_probe, args.guidance, alphas_cumprod, d.device) if d.main else {}
     ids, empty_ids = base.tokenizer(data.captions), base.tokenizer([""])
     fixed = fixed_batch(base, ids, mean, std, d.device) if d.main else {}
-    return Setup(d, base, path, ids, empty_ids, mean, std, alphas_cumprod, probe, fixed)
+    s = Setup(d, base, path, ids, empty_ids, mean, std, alphas_cumprod, probe, fixed, None)
+    if args.stage1 == "trajectory":
+        s.trajectories = teacher_trajectories(args, s)
+    return s
+
+
+def teacher_trajectories(args, s: Setup) -> dict[str, torch.Tensor]:
+    """The guided teacher's ODE from `--trajectories` x_999 for training captions, solved once into
+    `--out`/trajectories/ (each rank solves its share of the chunks; every rank then loads them all)."""
+    folder, count = args.out / "trajectories", args.trajectories // CHUNK
+    shape = (s.base.unet.config.in_channels, *s.mean.shape[2:])  # (4, 8, 8)
+    uncond = s.context(s.empty_ids).expand(CHUNK, -1, -1)
+
+    def solve_one(chunk: int) -> dict[str, torch.Tensor]:
+        index, x = chunk_draws(chunk, args.seed, len(s.ids), shape)
+        states, end = solve_teacher(s.base.unet, x.to(s.d.device), s.context(s.ids[index]), uncond, args.guidance,
+                                    s.base.schedule)  # fmt: skip
+        return {"index": index, "states": states.cpu(), "end": end.cpu()}
+
+    solve_chunks(folder, count, s.d.rank, s.d.world, solve_one, progress=s.d.main)
+    barrier(s.d)
+    return load_chunks(folder, count)
 
 
 def global_batch(args, s: Setup, iteration: int) -> tuple[torch.Tensor, ...]:
@@ -311,9 +361,39 @@ class Stage:
         return self.s.d.main and ((step + 1) % self.args.save_every == 0 or step + 1 == end)
 
 
+def stage1_loss(args, s: Setup, step: int, student: nn.Module, target: nn.Module, uncond: torch.Tensor) -> torch.Tensor:
+    """The stage-1 loss of iteration `step` on this rank's share of the global batch."""
+    d = s.d
+    if args.stage1 == "trajectory":
+        gen = torch.Generator().manual_seed(2**40 + args.seed * 1_000_003 + step)
+        which, position = (d.shard(x) for x in trajectory_draws(args.batch, len(s.trajectories["end"]), gen))
+        x_t = s.trajectories["states"][which, position].to(d.device)  # (b, 4, 8, 8) a point of the teacher's ODE
+        end = s.trajectories["end"][which].to(d.device)  # (b, 4, 8, 8) where the teacher's ODE ends
+        context = s.context(s.ids[s.trajectories["index"][which]])  # (b, 77, C)
+        return trajectory_loss(student, x_t, position.to(d.device), end, context, s.alphas_cumprod)
+    ids, z0, noise, gen = global_batch(args, s, step)
+    index = grid_index(args.batch, gen)
+    ids, z0, noise, index = (d.shard(x).to(d.device) for x in (ids, z0, noise, index))
+    context = s.context(ids)  # (b, 77, C)
+    return consistency_loss(student, s.base.unet, target, z0, noise, index, context, uncond.expand(len(ids), -1, -1),
+                            args.guidance, s.alphas_cumprod)  # fmt: skip
+
+
+def stage1_recipe(args) -> dict:
+    """What the student file records of stage 1."""
+    common = {"stage": 1, "guidance": args.guidance, "shipped_ema": args.ship_ema_decay, "lr": args.lr}
+    if args.stage1 == "trajectory":
+        return common | {"method": "consistency distillation on the teacher's solved ODE (exact targets)",
+                         "teacher_solver": f"DPM-Solver++(2M) over t = {', '.join(map(str, TEACHER_TIMES))}",
+                         "trajectories": args.trajectories, "loss": "MSE to the ODE end"}  # fmt: skip
+    return common | {"method": "latent consistency distillation (LCM)", "grid": f"{GRID_POINTS} points, one DDIM jump",
+                     "loss": f"pseudo-Huber c = {HUBER_C}", "target_ema": args.ema_decay}  # fmt: skip
+
+
 def train_consistency(args, s: Setup) -> nn.Module:
-    """Stage 1; returns the slow EMA that ships. (The target's fast EMA follows the student within ~20 steps, and
-    one Adam step moves the 1-step output visibly: x0_hat at t = 999 divides eps by sqrt(abar) = 0.068.)"""
+    """Stage 1; returns the EMA that ships. (With LCM, the target's fast EMA follows the student within ~20
+    steps, and one Adam step moves the 1-step output visibly: x0_hat at t = 999 divides eps by
+    sqrt(abar) = 0.068, hence a slower EMA to ship.)"""
     d = s.d
     stage = Stage(args, s, "stage1-consistency", 0, args.consistency_steps, STAGE1_DEFAULTS)
     student = copy.deepcopy(s.base.unet).train().requires_grad_(True)
@@ -323,22 +403,15 @@ def train_consistency(args, s: Setup) -> nn.Module:
     start = stage.resume(modules)
     ddp = wrap(student, d)
     uncond = s.context(s.empty_ids)  # (1, 77, C)
-    recipe = {"stage": 1, "method": "latent consistency distillation (LCM)", "guidance": args.guidance,
-              "grid": f"{GRID_POINTS} points, one DDIM jump", "loss": f"pseudo-Huber c = {HUBER_C}",
-              "target_ema": args.ema_decay, "shipped_ema": args.ship_ema_decay, "lr": args.lr}  # fmt: skip
+    recipe, name = stage1_recipe(args), {"trajectory": "MSE", "lcm": "pseudo-Huber"}[args.stage1]
     end = stage.end()
     if start == 0 and d.main:
         stage.checkpoint(0, modules, shipped.model, recipe)  # the teacher's own scores: where the curves start
     bar = tqdm(range(start, end), initial=start, total=args.consistency_steps, desc="consistency", disable=not d.main)
     for step in bar:
-        ids, z0, noise, gen = global_batch(args, s, step)
-        index = grid_index(args.batch, gen)
-        ids, z0, noise, index = (d.shard(x).to(d.device) for x in (ids, z0, noise, index))
-        context = s.context(ids)  # (b, 77, C)
         for group in optimizer.param_groups:
             group["lr"] = warmup_cosine(step, args.consistency_steps, args.lr, max_warmup=100)
-        loss = consistency_loss(ddp, s.base.unet, target.model, z0, noise, index, context,
-                                uncond.expand(len(ids), -1, -1), args.guidance, s.alphas_cumprod)  # fmt: skip
+        loss = stage1_loss(args, s, step, ddp, target.model, uncond)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
@@ -346,7 +419,7 @@ def train_consistency(args, s: Setup) -> nn.Module:
         target.update(student, step)
         shipped.update(student, step)
         if step % 10 == 0:
-            stage.record(step, {"train: pseudo-Huber": loss.item()})
+            stage.record(step, {f"train: {name}": loss.item()})
             bar.set_postfix(loss=f"{loss.item():.4f}")
         if stage.saves_at(step, end):
             stage.checkpoint(step + 1, modules, shipped.model, recipe)
