@@ -77,7 +77,7 @@ VAL_STEPS = (1, 2, 4)  # LCM steps the validation adherence is measured at
 STAGE1_DEFAULTS = SamplingDefaults("lcm", 4, 1.0)
 STAGE2_DEFAULTS = SamplingDefaults("lcm", 1, 1.0)
 STAGE1_RECIPES = {  # flag -> its default per --stage1 method
-    "consistency_steps": {"trajectory": 3000, "lcm": 4000},
+    "consistency_steps": {"trajectory": 6000, "lcm": 4000},
     "lr": {"trajectory": 1e-4, "lcm": 5e-5},
     "ship_ema_decay": {"trajectory": 0.99, "lcm": 0.999},
 }
@@ -95,7 +95,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--trajectories", type=int, default=8192,
                    help=f"--stage1 trajectory: teacher ODE solutions to regress on ({CHUNK} x N)")  # fmt: skip
     p.add_argument("--consistency-steps", type=int, default=None,
-                   help="stage 1 iterations (default 3000 for trajectory, 4000 for lcm)")  # fmt: skip
+                   help="stage 1 iterations (default 6000 for trajectory, 4000 for lcm)")  # fmt: skip
     p.add_argument("--adversarial-steps", type=int, default=500, help="stage 2 iterations (0: no stage 2)")
     p.add_argument("--stop-after", type=int, default=None,
                    help="stop (and save) after this many iterations of both stages together (stage 1's first); "

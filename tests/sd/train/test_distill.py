@@ -30,20 +30,25 @@ def short_run(tmp_path_factory):
     return out, args, distill.train(distill.parse_args(args))
 
 
+def short_stage1(out: Path, method: str, key: str) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """100 iterations of stage 1 at batch 32 (512 training images, 256 solved trajectories), validated every 25:
+    the iterations and the values of the history entry `key`."""
+    args = ["--out", str(out), "--stage1", method, "--consistency-steps", "100", "--adversarial-steps", "0",
+            "--save-every", "25", "--val-prompts", "0", "--train-size", "512", "--batch", "32", "--trajectories",
+            "256", "--device", "cpu", "--no-latent-cache"]  # fmt: skip
+    distill.train(distill.parse_args(args))
+    history = torch.load(out / "stage1-consistency" / "state.pt", weights_only=True)["history"]
+    print(key, history[key])
+    return tuple(zip(*history[key], strict=True))
+
+
 @pytest.mark.slow
 def test_a_short_lcm_run_lowers_its_loss(tmp_path):
-    """The shipped recipe for 100 iterations (batch 32, about 2.5 minutes on 2 cores): the student's
-    self-consistency on the fixed batch falls where consistency is learnt first, at the grid's low end.
+    """LCM's stage 1 for 100 iterations (about 2.5 minutes on 2 cores): the student's self-consistency on the
+    fixed batch falls where consistency is learnt first, at the grid's low end.
     Measured: 0.01177, 0.01148, 0.01128, 0.01110, 0.01101 (-6.5%); over all t 0.01901 -> 0.01901, as the high
     end first rises (0.0567 -> 0.0608 at 25) and then falls (0.0548 at 100): it learns from the low end up."""
-    args = ["--out", str(tmp_path), "--stage1", "lcm", "--consistency-steps", "100", "--adversarial-steps", "0",
-            "--save-every", "25", "--val-prompts", "0", "--train-size", "512", "--batch", "32", "--device", "cpu",
-            "--no-latent-cache"]  # fmt: skip
-    distill.train(distill.parse_args(args))
-    history = torch.load(tmp_path / "stage1-consistency" / "state.pt", weights_only=True)["history"]
-    steps, losses = zip(*history[LOW_T], strict=True)
-    print("self-consistency at t <= 199, iterations", steps, ":", losses)
-    print("over all t:", [round(v, 5) for _, v in history[SELF_CONSISTENCY]])
+    steps, losses = short_stage1(tmp_path, "lcm", LOW_T)
     assert steps == (0, 25, 50, 75, 100)
     assert all(b < a for a, b in zip(losses, losses[1:], strict=False)) and losses[-1] < 0.96 * losses[0], losses
     assert (tmp_path / "stage1-consistency" / "loss.png").exists()
@@ -51,16 +56,10 @@ def test_a_short_lcm_run_lowers_its_loss(tmp_path):
 
 @pytest.mark.slow
 def test_a_short_trajectory_run_brings_one_step_towards_the_teacher(tmp_path):
-    """The default stage 1 for 100 iterations (batch 32, 256 solved trajectories): the one-step output's MSE to
-    the teacher's 50-step ODE end on the fixed validation prompts (which it never trains on) falls at every
-    validation. Measured: 0.3697, 0.3665, 0.3222, 0.2952, 0.2887 (-22%), at 0.8 s an iteration on a busy core."""
-    args = ["--out", str(tmp_path), "--consistency-steps", "100", "--adversarial-steps", "0", "--save-every", "25",
-            "--val-prompts", "0", "--train-size", "512", "--batch", "32", "--trajectories", "256", "--device", "cpu",
-            "--no-latent-cache"]  # fmt: skip
-    distill.train(distill.parse_args(args))
-    history = torch.load(tmp_path / "stage1-consistency" / "state.pt", weights_only=True)["history"]
-    steps, distances = zip(*history[ONE_STEP_MSE], strict=True)
-    print("1-step MSE to the ODE end, iterations", steps, ":", distances)
+    """The default stage 1 for 100 iterations: the one-step output's MSE to the teacher's 50-step ODE end on the
+    fixed validation prompts (which it never trains on) falls at every validation.
+    Measured: 0.3697, 0.3665, 0.3222, 0.2952, 0.2887 (-22%), at 0.8 s an iteration on a busy core."""
+    steps, distances = short_stage1(tmp_path, "trajectory", ONE_STEP_MSE)
     assert steps == (0, 25, 50, 75, 100)
     assert all(b < a for a, b in zip(distances, distances[1:], strict=False)), distances
     assert distances[-1] < 0.85 * distances[0], distances
