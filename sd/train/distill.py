@@ -74,7 +74,8 @@ from sd.train.trajectory import (
 
 VAL_SEED = 1_000_000  # validation prompts and noise: far from `python -m sd eval`'s seeds (0 ..)
 VAL_STEPS = (1, 2, 4)  # LCM steps the validation adherence is measured at
-STAGE1_DEFAULTS = SamplingDefaults("lcm", 4, 1.0)
+# the stage-1 student's own sampling: its best step count in the CPU runs (docs/distillation.md)
+STAGE1_DEFAULTS = {"trajectory": SamplingDefaults("lcm", 2, 1.0), "lcm": SamplingDefaults("lcm", 4, 1.0)}
 STAGE2_DEFAULTS = SamplingDefaults("lcm", 1, 1.0)
 STAGE1_RECIPES = {  # flag -> its default per --stage1 method
     "consistency_steps": {"trajectory": 6000, "lcm": 4000},
@@ -395,7 +396,7 @@ def train_consistency(args, s: Setup) -> nn.Module:
     steps, and one Adam step moves the 1-step output visibly: x0_hat at t = 999 divides eps by
     sqrt(abar) = 0.068, hence a slower EMA to ship.)"""
     d = s.d
-    stage = Stage(args, s, "stage1-consistency", 0, args.consistency_steps, STAGE1_DEFAULTS)
+    stage = Stage(args, s, "stage1-consistency", 0, args.consistency_steps, STAGE1_DEFAULTS[args.stage1])
     student = copy.deepcopy(s.base.unet).train().requires_grad_(True)
     target, shipped = EMA(student, args.ema_decay), EMA(student, args.ship_ema_decay)
     optimizer = torch.optim.AdamW(student.parameters(), lr=args.lr, weight_decay=0.0)

@@ -1,5 +1,7 @@
 """`python -m sd convert STUDENT FOLDER` writes a diffusers folder with an LCMScheduler, which loads back as the
-same model and which diffusers' StableDiffusionPipeline renders as we do (LCM steps, guidance 1: no CFG)."""
+same model and which diffusers' StableDiffusionPipeline renders as we do (LCM steps, guidance 1: no CFG): for a
+random-weights student and for the shipped tiny-shapes-distilled. (mobile-tiny-distilled has no diffusers layout:
+its UNet has none.)"""
 
 import json
 
@@ -14,6 +16,7 @@ from sd.loading.checkpoint import load_checkpoint
 from sd.loading.checkpoint_types import SamplingDefaults
 from sd.loading.original import save_original
 from sd.loading.student import save_student
+from sd.paths import SHIPPED_MODELS
 from tests.random_weights import randomize_
 from tests.tiny_checkpoint import tiny_checkpoint
 from unet.config import TINY_UNET
@@ -23,12 +26,16 @@ PIXEL_TOLERANCE = 2  # max |ours - diffusers| per channel, in 0..255 steps
 PROMPT = "a large red circle in the top left on a blue background"
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+@pytest.fixture(scope="module", params=["random", "shipped"])
+def exported(tmp_path_factory, request):
+    """A random-weights student of a random tiny base, and the shipped tiny-shapes-distilled, each exported."""
     folder = tmp_path_factory.mktemp("export")
-    base = save_original(tiny_checkpoint(seed=5), folder / "base.safetensors")
-    unet = randomize_(UNetModel(TINY_UNET), seed=6)
-    student = save_student(unet, folder / "student.safetensors", base, SamplingDefaults("lcm", 4, 1.0), {})
+    if request.param == "shipped":
+        student = SHIPPED_MODELS["tiny-shapes-distilled"]
+    else:
+        base = save_original(tiny_checkpoint(seed=5), folder / "base.safetensors")
+        unet = randomize_(UNetModel(TINY_UNET), seed=6)
+        student = save_student(unet, folder / "student.safetensors", base, SamplingDefaults("lcm", 4, 1.0), {})
     assert main(["convert", str(student), str(folder / "diffusers")]) == 0
     return student, folder / "diffusers"
 

@@ -68,7 +68,7 @@ def test_a_short_trajectory_run_brings_one_step_towards_the_teacher(tmp_path):
 def test_both_stages_write_students_that_load_as_the_base_model(short_run):
     out, _, result = short_run
     base = load_checkpoint(DEFAULT_CHECKPOINT)
-    for name, steps, trained in (("stage1-consistency", 4, result["consistency"]),
+    for name, steps, trained in (("stage1-consistency", 2, result["consistency"]),
                                  ("stage2-adversarial", 1, result["adversarial"])):  # fmt: skip
         path = out / f"{name}.safetensors"
         info = student_info(path)
