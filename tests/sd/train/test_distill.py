@@ -2,7 +2,6 @@
 towards the teacher's ODE, both stages resume and write student files, and 2 ranks under torchrun equal one
 process."""
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,8 +12,8 @@ from sd.loading.checkpoint import load_checkpoint
 from sd.loading.student import student_info
 from sd.paths import DEFAULT_CHECKPOINT
 from sd.train import distill
+from tests.sd.train.torchrun import TORCHRUN, run
 
-REPO = Path(__file__).resolve().parents[3]
 SELF_CONSISTENCY = "val: self-consistency, all t"
 LOW_T = "val: self-consistency, t <= 199"
 ONE_STEP_MSE = "val: 1-step MSE to the teacher's ODE end"
@@ -94,12 +93,6 @@ def test_a_rerun_resumes_instead_of_starting_over(short_run):
     assert (out / "stage1-consistency" / "adherence.png").exists()
 
 
-def run(command: list[str]) -> str:
-    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout + result.stderr
-
-
 LR, STEPS = 1e-3, 2
 
 
@@ -111,8 +104,7 @@ def test_two_ranks_under_torchrun_equal_one_process(tmp_path, stage1):
             "--val-prompts", "0", "--device", "cpu", "--no-latent-cache"]  # fmt: skip
     module = ["-m", "sd.train.distill"]
     single = run([sys.executable, *module, "--out", str(tmp_path / "one"), *args])
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    double = run([*torchrun, *module, "--out", str(tmp_path / "two"), *args])
+    double = run([*TORCHRUN, *module, "--out", str(tmp_path / "two"), *args])
     assert double.count("max weight difference across 2 ranks = 0") == 2, double[-2000:]  # after each stage
     assert "ranks identical" not in single
     # As in test_training.py: Adam moves an element by about lr per step whatever its gradient, so elements

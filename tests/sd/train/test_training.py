@@ -1,6 +1,5 @@
 """Short training runs: each stage lowers its loss, and 2 ranks under torchrun equal one process."""
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -8,8 +7,8 @@ import pytest
 import torch
 
 from sd.train import text_to_image, vae
+from tests.sd.train.torchrun import TORCHRUN, run
 
-REPO = Path(__file__).resolve().parents[3]
 SMALL = ["--train-size", "256", "--batch", "8"]
 
 
@@ -88,12 +87,6 @@ def test_text_to_image_training_lowers_loss(trained_vae, tmp_path):
     assert (tmp_path / "loss.png").exists()
 
 
-def run(command: list[str]) -> str:
-    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout + result.stderr
-
-
 LR, STEPS = 1e-3, 3
 
 
@@ -106,8 +99,7 @@ def test_two_ranks_under_torchrun_equal_one_process(trained_vae, tmp_path, stage
         args += ["--vae", str(vae_out / "vae.safetensors"), "--no-latent-cache"]
     module = f"sd.train.{stage}"
     single = run([sys.executable, "-m", module, "--out", str(tmp_path / "one"), *args])
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    double = run([*torchrun, "-m", module, "--out", str(tmp_path / "two"), *args])
+    double = run([*TORCHRUN, "-m", module, "--out", str(tmp_path / "two"), *args])
     assert "max weight difference across 2 ranks = 0" in double, double[-2000:]
     assert "ranks identical" not in single
     one = torch.load(tmp_path / "one" / "state.pt", weights_only=True)["model"]
