@@ -278,7 +278,12 @@ def global_batch(args, s: Setup, iteration: int) -> tuple[torch.Tensor, ...]:
     batch_args = SimpleNamespace(seed=args.seed, batch=args.batch, uncond_prob=0.0)
     ids, z0, _, noise = batch_for_step(batch_args, iteration, len(s.ids), s.empty_ids, s.ids, s.mean, s.std,
                                        s.base.vae.config.scaling_factor)  # fmt: skip
-    return ids, z0, noise, torch.Generator().manual_seed(2**40 + args.seed * 1_000_003 + iteration)
+    return ids, z0, noise, iteration_generator(args, iteration)
+
+
+def iteration_generator(args, iteration: int) -> torch.Generator:
+    """The generator of an iteration's own draws (beyond the data batch), from its number alone."""
+    return torch.Generator().manual_seed(2**40 + args.seed * 1_000_003 + iteration)
 
 
 def adherence(s: Setup, unet: nn.Module, n: int, classifier) -> dict[int, float]:
@@ -362,11 +367,12 @@ class Stage:
         return self.s.d.main and ((step + 1) % self.args.save_every == 0 or step + 1 == end)
 
 
-def stage1_loss(args, s: Setup, step: int, student: nn.Module, target: nn.Module, uncond: torch.Tensor) -> torch.Tensor:
-    """The stage-1 loss of iteration `step` on this rank's share of the global batch."""
+def stage1_loss(args, s: Setup, step: int, student: nn.Module, target: nn.Module | None,
+                uncond: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    """The stage-1 loss of iteration `step` on this rank's share of the global batch (`target`: LCM's EMA)."""
     d = s.d
     if args.stage1 == "trajectory":
-        gen = torch.Generator().manual_seed(2**40 + args.seed * 1_000_003 + step)
+        gen = iteration_generator(args, step)
         which, position = (d.shard(x) for x in trajectory_draws(args.batch, len(s.trajectories["end"]), gen))
         x_t = s.trajectories["states"][which, position].to(d.device)  # (b, 4, 8, 8) a point of the teacher's ODE
         end = s.trajectories["end"][which].to(d.device)  # (b, 4, 8, 8) where the teacher's ODE ends
@@ -398,9 +404,12 @@ def train_consistency(args, s: Setup) -> nn.Module:
     d = s.d
     stage = Stage(args, s, "stage1-consistency", 0, args.consistency_steps, STAGE1_DEFAULTS[args.stage1])
     student = copy.deepcopy(s.base.unet).train().requires_grad_(True)
-    target, shipped = EMA(student, args.ema_decay), EMA(student, args.ship_ema_decay)
+    shipped = EMA(student, args.ship_ema_decay)
+    target = EMA(student, args.ema_decay) if args.stage1 == "lcm" else None  # LCM's target network only
     optimizer = torch.optim.AdamW(student.parameters(), lr=args.lr, weight_decay=0.0)
-    modules = {"student": student, "target": target.model, "shipped": shipped.model, "optimizer": optimizer}
+    modules = {"student": student, "shipped": shipped.model, "optimizer": optimizer}
+    if target is not None:
+        modules["target"] = target.model
     start = stage.resume(modules)
     ddp = wrap(student, d)
     uncond = s.context(s.empty_ids)  # (1, 77, C)
@@ -412,12 +421,13 @@ def train_consistency(args, s: Setup) -> nn.Module:
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = warmup_cosine(step, args.consistency_steps, args.lr, max_warmup=100)
-        loss = stage1_loss(args, s, step, ddp, target.model, uncond)
+        loss = stage1_loss(args, s, step, ddp, target.model if target else None, uncond)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
         optimizer.step()
-        target.update(student, step)
+        if target is not None:
+            target.update(student, step)
         shipped.update(student, step)
         if step % 10 == 0:
             stage.record(step, {f"train: {name}": loss.item()})
