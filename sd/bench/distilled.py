@@ -10,7 +10,8 @@ frames, nothing cached, nothing written):
     UNet evaluations  sampler steps x 2 when guided (the conditional and the unconditional branch, batched in
                       one call), x 1 without: what the issue counts ("40-50 UNet evaluations per image")
     UNet rows run     measured by a hook: batch rows through the UNet. The evaluations, except that the GIF
-                      driver runs an unguided batch of one as two rows (renderer.py: batch-invariant pixels)
+                      driver runs a lone unguided frame as two rows (renderer.py: batch-invariant pixels); by
+                      default it pairs unguided frames in a call (GifSettings.frames_per_call), so few are lone
 
 Ratios are student / teacher; the goals are issue 19's, on the 193-frame GIF: <= 0.3x the teacher's seconds
 with <= 0.1x its UNet evaluations. Keyframes are shapes-world captions (morph.py's PAIRS), one every 24 frames
@@ -174,7 +175,7 @@ def markdown(record: dict) -> str:
         f"threads, CPU; medians of {record['repeats']} interleaved rounds after a warm-up; seed {record['seed']}; "
         f"GIFs: a keyframe every {KEYFRAME_GAP} frames and on the last, each model's own GIF settings, nothing "
         "cached. A guided step is one batched UNet call that counts 2 evaluations (both branches); UNet rows run "
-        "are measured (the GIF driver runs an unguided batch of one as two rows).",
+        "are measured (the GIF driver runs a lone unguided frame as two rows).",
         "",
         "| task | measure | teacher | student | student / teacher |",
         "| --- | --- | --- | --- | --- |",

@@ -70,7 +70,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--guidance", type=float, help=f"classifier-free guidance (default {DEFAULTS.guidance}{own})")
     g.add_argument("--width", type=int, help="multiple of 8 (default: the model's size)")
     g.add_argument("--height", type=int, help="multiple of 8 (default: the model's size)")
-    g.add_argument("--batch", type=int, help="frames per UNet call; same pixels as --batch 1 (default 1)")
+    g.add_argument("--batch", type=int, help="frames per UNet call; the same pixels at any --batch (default: "
+                   "as many as fill 2 UNet rows: 1 frame guided, 2 unguided)")  # fmt: skip
     g.add_argument("--lora", dest="loras", action="append", metavar="FILE[:SCALE]",
                    help="apply a LoRA (diffusers or kohya file) at SCALE (default 1); repeat to stack")  # fmt: skip
 

@@ -14,8 +14,9 @@ The denoise context is the seam for what changes the UNet calls of one batch: at
 captures the keyframes' keys and values while they are denoised (`keyframes`) and lets the in-betweens attend
 to them (`in_betweens`). By default it changes nothing.
 
-Batches: frames of one kind are denoised --batch at a time, and a frame's pixels do not depend on the
-batch size: every sampler step is elementwise, the UNet embeds a shared timestep once (as one row) and
+Batches: frames of one kind are denoised --batch at a time (by default as many as fill 2 UNet rows:
+1 guided, 2 unguided; GifSettings.frames_per_call), and a frame's pixels do not depend on the batch
+size: every sampler step is elementwise, the UNet embeds a shared timestep once (as one row) and
 decoding runs one frame at a time; a UNet batch of one, for which oneDNN picks another convolution
 kernel, runs as two. Measured on this CPU: identical bits for UNet batches of 2 to 12 (up to 6 guided
 frames); from 16 on, MKL blocks the 1x1 convolutions' matrix products differently and a value can
@@ -181,10 +182,11 @@ class FrameRenderer:
         betweens = [job for job in todo if not is_keyframe(job.spec)]
         split = self.starts.share or self.denoising.captures_keyframes
         made: dict[str, RenderedFrame] = {}
+        per_call = self.settings.frames_per_call(guided=self.conditioning.uncond is not None)
         with tqdm(total=len(todo), desc="frames", disable=not self.progress) as bar:
             for group in [keyframes, betweens] if split else [todo]:
-                for i in range(0, len(group), self.settings.batch):
-                    for frame in self._run(group[i : i + self.settings.batch]):
+                for i in range(0, len(group), per_call):
+                    for frame in self._run(group[i : i + per_call]):
                         made[frame.key] = frame
                         bar.update(1)
                         self.generated += 1  # not bar.n: a disabled tqdm does not count

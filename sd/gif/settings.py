@@ -60,7 +60,7 @@ class GifSettings:
     branch: float = DEFAULT_BRANCH
     max_jump: float | None = None
     max_frames: int = 1000  # cap on frames after --max-jump insertions
-    batch: int = 1
+    batch: int | None = None  # frames per UNet call; None: frames_per_call's default
     fps: float = 12.0
     dither: bool = False
     palette: str = "shared"  # "shared" or "per-frame"
@@ -87,6 +87,12 @@ class GifSettings:
     def keyframe_seed(self, keyframe: Keyframe) -> int:
         return keyframe.seed if keyframe.seed is not None else self.seed + keyframe.frame
 
+    def frames_per_call(self, guided: bool) -> int:
+        """--batch, or by default as many frames as fill 2 UNet rows: 1 guided (its two branches), 2 unguided.
+        A UNet batch of one runs as two rows anyway (renderer.py), so an unguided frame alone would pay for a
+        second row it throws away; the pixels are the same at any batch."""
+        return self.batch or (1 if guided else 2)
+
     def validate(self) -> None:
         """Everything that needs no model, so a typo fails at once rather than after loading."""
         checks = [
@@ -105,9 +111,9 @@ class GifSettings:
             (self.max_jump is None or self.max_jump > 0, f"--max-jump {self.max_jump} must be positive"),
             (not (self.feedback and self.max_jump), "--max-jump cannot be combined with --feedback (an inserted "
              "frame would change every frame after it)"),
-            (not (self.feedback and self.batch > 1), "--batch cannot apply with --feedback: each frame starts "
+            (not (self.feedback and (self.batch or 1) > 1), "--batch cannot apply with --feedback: each frame starts "
              "from the one before"),
-            (self.batch >= 1, f"--batch {self.batch} must be at least 1"),
+            (self.batch is None or self.batch >= 1, f"--batch {self.batch} must be at least 1"),
             (self.fps > 0, f"--fps {self.fps} must be positive"),
             (self.palette in ("shared", "per-frame"), f"--palette {self.palette}: choose shared or per-frame"),
             (self.pixelate is None or self.pixelate >= 2, f"--pixelate {self.pixelate} must be at least 2 pixels"),

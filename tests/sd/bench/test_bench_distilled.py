@@ -44,7 +44,8 @@ def test_the_table_counts_each_model_s_own_steps_and_evaluations(student, tmp_pa
     assert gif["teacher"]["frames"] == gif["student"]["frames"] == 3
     assert gif["teacher"]["evaluations"] == gif["teacher"]["rows"] == 2 * gif["teacher"]["steps"]  # guided: 2 each
     assert gif["student"]["evaluations"] == gif["student"]["steps"]  # unguided: 1 each...
-    assert gif["student"]["rows"] == 2 * gif["student"]["steps"]  # ...run as two rows when the batch is one
+    # ...and the default batch pairs unguided frames in a call; only a lone frame still runs as two rows
+    assert gif["student"]["steps"] <= gif["student"]["rows"] < 2 * gif["student"]["steps"]
     assert 2 * STUDENT_STEPS <= gif["student"]["steps"] < gif["teacher"]["steps"]  # the keyframes in full, at least
 
     for task, r in record["results"].items():

@@ -28,14 +28,31 @@ def run(pipe, **settings):
 
 @pytest.mark.parametrize("share", [True, False])
 def test_batch_gives_the_same_pixels_as_one_frame_at_a_time(tiny_pipe, share):
-    one = pixels(run(tiny_pipe, share=share).frames)
-    for batch in (2, 3):  # 7 frames: chunks of 2+2+2+1 and 3+3+1; UNet batches of up to 6 (renderer.py)
+    one = pixels(run(tiny_pipe, share=share, batch=1).frames)
+    # 7 frames: chunks of 2+2+2+1 and 3+3+1; UNet batches of up to 6 (renderer.py); None: 1 frame a call, guided
+    for batch in (None, 2, 3):
         assert np.array_equal(pixels(run(tiny_pipe, share=share, batch=batch).frames), one), batch
 
 
 def test_batch_is_invariant_without_guidance_too(tiny_pipe):
-    one = pixels(run(tiny_pipe, guidance=1.0).frames)
-    assert np.array_equal(pixels(run(tiny_pipe, guidance=1.0, batch=2).frames), one)
+    one = pixels(run(tiny_pipe, guidance=1.0, batch=1).frames)
+    for batch in (None, 3):  # None: the default, 2 frames a call when unguided
+        assert np.array_equal(pixels(run(tiny_pipe, guidance=1.0, batch=batch).frames), one), batch
+
+
+@pytest.mark.parametrize(("guidance", "frames_per_call"), [(5.0, 1), (1.0, 2)])
+def test_default_batch_fills_two_unet_rows(tiny_pipe, guidance, frames_per_call):
+    """Guided, a frame is 2 rows (its branches); unguided, the default pairs frames instead of running a lone
+    frame twice: the same rows a call, half the calls."""
+    calls = []
+    hook = tiny_pipe.checkpoint.unet.register_forward_pre_hook(lambda _m, args: calls.append(args[0].shape[0]))
+    try:
+        anim = run(tiny_pipe, guidance=guidance, share=False, frame_spacing="planned")
+    finally:
+        hook.remove()
+    assert set(calls) == {2}  # rows of every UNet call (7 frames unguided: 3 pairs, then 1 frame run as 2 rows)
+    frames = len(anim.frames)
+    assert len(calls) == FAST["steps"] * -(-frames // frames_per_call), (frames, len(calls))
 
 
 def test_keyframes_are_the_txt2img_images_of_their_prompts_and_seeds(tiny_pipe):
