@@ -10,11 +10,14 @@ with t' < t and the same eps' for both, so the two differ only in the clean late
 text) tells real from fake; the non-saturating GAN losses with UFOGen's "dual objective":
 
     L_D = softplus(-D(real)) + softplus(D(fake))
-    L_G = w_adv softplus(-D(fake)) + w_rec || x0_hat - x0 ||^2
+    L_G = w_adv softplus(-D(fake)) + w_rec || x0_hat - target ||^2
 
 Noising both to t' is what makes this stable (diffusion-GAN): the two distributions overlap there, so D
-cannot separate them perfectly and its gradient stays informative. The reconstruction term keeps x0_hat on
-the data; the adversarial term sharpens what a single step would otherwise blur towards the mean.
+cannot separate them perfectly and its gradient stays informative. The reconstruction term keeps x0_hat in
+place; the adversarial term sharpens what a single step would otherwise blur towards the mean. UFOGen's
+target is the data x0 its x_t was noised from. After a solved-trajectory stage 1 (trajectory.py) the target
+can instead be the teacher's ODE end z_end, x_t then a stored state of that ODE: the reconstruction then
+holds the student on the map it learnt rather than pulling one step towards data (which measured worse).
 D starts from the teacher's UNet encoder (time embedding, down blocks and middle block, which already read
 t' and the text through cross-attention) with a new 1x1 head that scores every position of the lowest level.
 """
@@ -68,19 +71,19 @@ def frozen(module: nn.Module) -> Iterator[nn.Module]:
             p.requires_grad_(flag)
 
 
-def generator_losses(generator: nn.Module, discriminator: nn.Module, z0: torch.Tensor, noise: torch.Tensor,
-                     t: torch.Tensor, t_disc: torch.Tensor, disc_noise: torch.Tensor, context: torch.Tensor,
+def generator_losses(generator: nn.Module, discriminator: nn.Module, x_t: torch.Tensor, t: torch.Tensor,
+                     target: torch.Tensor, t_disc: torch.Tensor, disc_noise: torch.Tensor, context: torch.Tensor,
                      alphas_cumprod: torch.Tensor) -> dict[str, torch.Tensor]:  # fmt: skip
-    """{"adv", "rec"} of L_G and the generated x0_hat (detached, for the discriminator's step).
+    """{"adv", "rec"} of L_G and the generated x0_hat (detached, for the discriminator's step); `target` is
+    the reconstruction's clean latent (x0, or the ODE end of x_t).
 
     `discriminator` should be the plain module, not a DDP wrapper: only the generator learns from this step.
     """
-    x_t = add_noise(alphas_cumprod, z0, noise, t)  # q(x_t | x0)
     x0_hat = consistency_function(generator, x_t, t, context, alphas_cumprod)  # (B, 4, h, w)
     fake = add_noise(alphas_cumprod, x0_hat, disc_noise, t_disc)  # q(x_t' | x0_hat)
     with frozen(discriminator):
         adv = F.softplus(-discriminator(fake, t_disc, context)).mean()
-    return {"adv": adv, "rec": F.mse_loss(x0_hat, z0), "x0_hat": x0_hat.detach()}
+    return {"adv": adv, "rec": F.mse_loss(x0_hat, target), "x0_hat": x0_hat.detach()}
 
 
 def discriminator_loss(discriminator: nn.Module, z0: torch.Tensor, x0_hat: torch.Tensor, t_disc: torch.Tensor,

@@ -4,15 +4,18 @@
     python -m sd.train.distill --base mobile-tiny
     torchrun --standalone --nproc_per_node 2 -m sd.train.distill --base tiny-shapes ...
 
-Stage 1 (sd/train/consistency.py, LCM): the student, started from the teacher's UNet, learns to map any
-point x_t of the guided teacher's ODE to its end, by agreeing with its EMA copy one DDIM jump (20 timesteps)
-further down; guidance w = 5 is baked in, so it samples without guidance in 1-8 LCM steps.
+Stage 1: the student, started from the teacher's UNet, learns to map any point x_t of the guided teacher's
+ODE to its end; guidance w = 5 is baked in, so it samples without guidance in 1-8 LCM steps. By default
+(sd/train/trajectory.py) the teacher's ODE is solved once per training trajectory and the student regressed
+on its end; with --stage1 lcm (sd/train/consistency.py, LCM) it agrees with its EMA copy one DDIM jump
+(20 timesteps) further down instead.
 Stage 2 (sd/train/adversarial.py, UFOGen): the stage-1 student, read as x0_hat = f(x_t, t) at t = 999 or a
 grid t, against a discriminator started from the teacher's UNet encoder, on x0_hat and data x0 both noised to
-a t' < t; plus the reconstruction || x0_hat - x0 ||^2. It sharpens the single step.
+a t' < t; plus the reconstruction || x0_hat - target ||^2, the target the teacher's ODE end (after the
+solved trajectories) or the data x0 (UFOGen's, after LCM). It is meant to sharpen the single step.
 
 The text encoder and VAE are the base model's, frozen: the students are UNet-only files (sd/loading/student.py)
-that load as the base model with their UNet, `--out`/stage1-consistency.safetensors (LCM, 4 steps) and
+that load as the base model with their UNet, `--out`/stage1-consistency.safetensors (LCM, 2 steps) and
 `--out`/stage2-adversarial.safetensors (LCM, 1 step), rewritten at every save. Data: the shipped training set
 (same generator, seed and size) as latents of the base model's VAE, cached (sd/train/latent_cache.py).
 All randomness of an iteration is drawn for the global batch from the iteration number and split across
@@ -44,6 +47,7 @@ from sd.loading.checkpoint_types import Checkpoint, SamplingDefaults
 from sd.loading.student import save_student
 from sd.paths import SHIPPED_MODELS
 from sd.pipeline import StableDiffusionPipeline
+from sd.schedule import add_noise
 from sd.train.adversarial import Discriminator, discriminator_loss, generator_losses
 from sd.train.consistency import (
     GRID_POINTS,
@@ -81,6 +85,7 @@ STAGE1_RECIPES = {  # flag -> its default per --stage1 method
     "consistency_steps": {"trajectory": 6000, "lcm": 4000},
     "lr": {"trajectory": 1e-4, "lcm": 5e-5},
     "ship_ema_decay": {"trajectory": 0.99, "lcm": 0.999},
+    "stage2_target": {"trajectory": "ode", "lcm": "data"},
 }
 
 
@@ -109,6 +114,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ema-decay", type=float, default=0.95, help="--stage1 lcm: target network (EMA) decay, as LCM")
     p.add_argument("--ship-ema-decay", type=float, default=None,
                    help="stage 1 EMA that ships, stage 2's start (default 0.99 trajectory, 0.999 lcm)")  # fmt: skip
+    p.add_argument("--stage2-target", choices=("ode", "data"), default=None,
+                   help="stage 2's reconstruction target: the teacher's ODE end (needs --stage1 trajectory; its "
+                   "default) or the data, as UFOGen (the default after --stage1 lcm)")  # fmt: skip
     p.add_argument("--gen-lr", type=float, default=2e-5, help="stage 2 generator learning rate")
     p.add_argument("--disc-lr", type=float, default=1e-4, help="stage 2 discriminator learning rate")
     p.add_argument("--w-adv", type=float, default=0.1, help="stage 2 weight of the adversarial term")
@@ -119,7 +127,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-every", type=int, default=250, help="save the state and the students every this many")
     p.add_argument("--val-every", type=int, default=None,
-                   help="validate and log every this many iterations, a multiple of --save-every (default: the same)")
+                   help="validate and log every this many iterations, a multiple of --save-every (default: "
+                   "the same)")  # fmt: skip
     p.add_argument("--val-prompts", type=int, default=32, help="held-in prompts judged at 1/2/4 steps (0: none)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--tf32", action="store_true", help="allow TF32 matrix products on CUDA (faster, ~1e-3 error)")
@@ -129,6 +138,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for flag, defaults in STAGE1_RECIPES.items():
         if getattr(args, flag) is None:
             setattr(args, flag, defaults[args.stage1])
+    if args.stage2_target == "ode" and args.stage1 != "trajectory":
+        raise UserError("--stage2-target ode needs the solved trajectories of --stage1 trajectory")
     if args.trajectories < CHUNK or args.trajectories % CHUNK:
         raise UserError(f"--trajectories must be a positive multiple of {CHUNK}, got {args.trajectories}")
     for flag in ("consistency_steps", "batch", "save_every", "train_size"):
@@ -446,6 +457,33 @@ def adversarial_times(args, gen: torch.Generator, grid: torch.Tensor) -> tuple[t
     return t, t_disc
 
 
+def stage2_batch(args, s: Setup, iteration: int, grid: torch.Tensor) -> dict[str, torch.Tensor]:
+    """This rank's share of one stage-2 batch, on the device: the generator's input x_t at t, its
+    reconstruction target, real data latents z0 of the same captions, t' and the noise both go to t' with."""
+    if args.stage2_target == "data":  # UFOGen: x_t noised from the data, which is also the target
+        ids, z0, noise, gen = global_batch(args, s, iteration)
+        t, t_disc = adversarial_times(args, gen, grid)
+        x_t = add_noise(s.alphas_cumprod.cpu(), z0, noise, t)  # q(x_t | x0)
+        target = z0
+    else:  # a point of a stored teacher ODE, its end the target; real data of the trajectory's caption
+        gen = iteration_generator(args, iteration)
+        which = torch.randint(0, len(s.trajectories["end"]), (args.batch,), generator=gen)  # (B,)
+        position = torch.randint(0, len(TEACHER_TIMES), (args.batch,), generator=gen)
+        position = torch.where(torch.rand(args.batch, generator=gen) < args.one_step_prob, 0, position)  # (B,)
+        index = s.trajectories["index"][which]  # (B,) caption (and image) of each trajectory
+        ids = s.ids[index]  # (B, 77)
+        scale = s.base.vae.config.scaling_factor
+        z0 = (s.mean[index] + s.std[index] * torch.randn(s.mean[index].shape, generator=gen)) * scale  # (B, 4, 8, 8)
+        x_t = s.trajectories["states"][which, position]  # (B, 4, 8, 8)
+        target = s.trajectories["end"][which]  # (B, 4, 8, 8)
+        t = torch.tensor(TEACHER_TIMES)[position]  # (B,)
+        t_disc = (torch.rand(args.batch, generator=gen) * t).long()  # (B,) 0 <= t' < t
+    disc_noise = torch.randn(z0.shape, generator=gen)  # (B, 4, 8, 8) the same for real and fake
+    parts = {"x_t": x_t, "t": t, "target": target, "z0": z0, "t_disc": t_disc, "disc_noise": disc_noise}
+    batch = {k: s.d.shard(v).to(s.d.device) for k, v in parts.items()}
+    return batch | {"context": s.context(s.d.shard(ids))}  # (b, 77, C)
+
+
 def train_adversarial(args, s: Setup, init: nn.Module) -> nn.Module:
     """Stage 2 from the stage-1 student; returns the generator's EMA, which is what ships."""
     d = s.d
@@ -461,32 +499,31 @@ def train_adversarial(args, s: Setup, init: nn.Module) -> nn.Module:
     start = stage.resume(modules)
     ddp_g, ddp_d = wrap(generator, d), wrap(discriminator, d)
     grid, _ = distillation_grid(len(s.alphas_cumprod))
-    recipe = {"stage": 2, "method": "LCM, then a UFOGen-style adversarial fine-tune", "gen_lr": args.gen_lr,
+    method = f"{stage1_recipe(args)['method']}, then a UFOGen-style adversarial fine-tune"
+    recipe = {"stage": 2, "method": method, "gen_lr": args.gen_lr,
               "disc_lr": args.disc_lr, "w_adv": args.w_adv, "w_rec": args.w_rec, "one_step_prob": args.one_step_prob,
               "gen_ema": args.gen_ema_decay, "discriminator": "teacher UNet encoder + 1x1 patch head",
-              "loss": "non-saturating GAN + MSE reconstruction"}  # fmt: skip
+              "loss": "non-saturating GAN + MSE reconstruction",
+              "reconstruction_target": args.stage2_target}  # fmt: skip
     end = stage.end()
     if start == 0 and d.main and end > 0:
         stage.checkpoint(0, modules, ema.model, recipe)  # where stage 1 left off
     bar = tqdm(range(start, end), initial=start, total=args.adversarial_steps, desc="adversarial",
                disable=not d.main)  # fmt: skip
     for step in bar:
-        ids, z0, noise, gen = global_batch(args, s, stage.first + step)
-        t, t_disc = adversarial_times(args, gen, grid)
-        disc_noise = torch.randn(z0.shape, generator=gen)  # (B, 4, 8, 8) the same for real and fake
-        ids, z0, noise, t, t_disc, disc_noise = (d.shard(x).to(d.device) for x in (ids, z0, noise, t, t_disc,
-                                                                                   disc_noise))  # fmt: skip
-        context = s.context(ids)
+        b = stage2_batch(args, s, stage.first + step, grid)
         for opt, lr in ((opt_g, args.gen_lr), (opt_d, args.disc_lr)):
             for group in opt.param_groups:
                 group["lr"] = warmup_cosine(step, args.adversarial_steps, lr, max_warmup=50)
-        parts = generator_losses(ddp_g, discriminator, z0, noise, t, t_disc, disc_noise, context, s.alphas_cumprod)
+        parts = generator_losses(ddp_g, discriminator, b["x_t"], b["t"], b["target"], b["t_disc"], b["disc_noise"],
+                                 b["context"], s.alphas_cumprod)  # fmt: skip
         opt_g.zero_grad(set_to_none=True)
         (args.w_adv * parts["adv"] + args.w_rec * parts["rec"]).backward()
         torch.nn.utils.clip_grad_norm_(generator.parameters(), 1.0)
         opt_g.step()
         ema.update(generator, step)
-        d_loss = discriminator_loss(ddp_d, z0, parts["x0_hat"], t_disc, disc_noise, context, s.alphas_cumprod)
+        d_loss = discriminator_loss(ddp_d, b["z0"], parts["x0_hat"], b["t_disc"], b["disc_noise"], b["context"],
+                                    s.alphas_cumprod)  # fmt: skip
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         torch.nn.utils.clip_grad_norm_(discriminator.parameters(), 1.0)

@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from sd.errors import UserError
 from sd.loading.checkpoint import load_checkpoint
 from sd.loading.student import student_info
 from sd.paths import DEFAULT_CHECKPOINT
 from sd.train import distill
+from sd.train.trajectory import TEACHER_TIMES
 from tests.sd.train.torchrun import TORCHRUN, run
 
 SELF_CONSISTENCY = "val: self-consistency, all t"
@@ -91,6 +93,32 @@ def test_a_rerun_resumes_instead_of_starting_over(short_run):
     assert stage1["step"] == 4 and [s for s, _ in stage1["history"][SELF_CONSISTENCY]] == [0, 2, 4]
     assert [s for s, _ in stage1["scores"]["val 4 steps"]] == [0, 2, 4]
     assert (out / "stage1-consistency" / "adherence.png").exists()
+
+
+def test_stage2_reconstructs_the_teachers_ode_end_against_real_latents_of_the_same_captions(short_run):
+    """After solved trajectories, stage 2's generator starts from a stored ODE state, its reconstruction target
+    is that trajectory's end, and the discriminator's real latents are the training images of its captions."""
+    out, args, _ = short_run
+    parsed = distill.parse_args(args)
+    assert parsed.stage2_target == "ode"  # the default after --stage1 trajectory
+    s = distill.prepare(parsed)
+    grid, _ = distill.distillation_grid(len(s.alphas_cumprod))
+    b = distill.stage2_batch(parsed, s, 7, grid)
+    states, ends, index = (s.trajectories[k] for k in ("states", "end", "index"))
+    assert set(b["t"].tolist()) <= set(TEACHER_TIMES) and bool((b["t_disc"] < b["t"]).all())
+    # 400 draws: the share is 0.545 +- 0.025
+    one_step = torch.cat([distill.stage2_batch(parsed, s, i, grid)["t"] == 999 for i in range(50)]).float().mean()
+    assert abs(one_step - (0.5 + 0.5 / len(TEACHER_TIMES))) < 0.1, one_step  # --one-step-prob 0.5 + a share of the rest
+    scale = s.base.vae.config.scaling_factor
+    for x_t, t, target, z0, context in zip(b["x_t"], b["t"], b["target"], b["z0"], b["context"], strict=True):
+        which = int(torch.nonzero((ends == target).flatten(1).all(1))[0])  # the trajectory it came from
+        assert torch.equal(x_t, states[which, TEACHER_TIMES.index(int(t))])
+        image = index[which]
+        assert torch.equal(context, s.context(s.ids[image : image + 1])[0])
+        assert (z0 / scale - s.mean[image]).abs().max() <= 6 * s.std[image].max()  # a draw of that image's latent
+    with pytest.raises(UserError, match="--stage2-target ode needs"):
+        distill.parse_args(["--stage1", "lcm", "--stage2-target", "ode"])
+    assert distill.parse_args(["--stage1", "lcm"]).stage2_target == "data"  # UFOGen's, as before
 
 
 LR, STEPS = 1e-3, 2
