@@ -67,8 +67,8 @@ class Model:
     rows: int = 0  # batch rows through the UNet since the last reset
 
     @classmethod
-    def load(cls, role: str, path: Path) -> Model:
-        settings = with_model_defaults(GifSettings(seed=SEED), model_defaults(path))
+    def load(cls, role: str, path: Path, batch: int | None = None) -> Model:
+        settings = with_model_defaults(GifSettings(seed=SEED, batch=batch), model_defaults(path))
         model = cls(role, path, StableDiffusionPipeline(load_checkpoint(path)), settings)
         model.pipe.checkpoint.unet.register_forward_pre_hook(model._count)
         return model
@@ -102,16 +102,20 @@ def task_name(frames: int | None) -> str:
 
 
 def bench_distilled(
-    teacher: Path, student: Path, frames: tuple[int, ...] = (24, GOAL_FRAMES), repeats: int = 3, progress: bool = True
-) -> dict:
-    """Load both models, warm each up, then time every task interleaved; returns the record (see the docstring)."""
+    teacher: Path, student: Path, frames: tuple[int, ...] = (24, GOAL_FRAMES), repeats: int = 3,
+    batch: int | None = None, progress: bool = True,
+) -> dict:  # fmt: skip
+    """Load both models, warm each up, then time every task interleaved; returns the record (see the docstring).
+    `batch`: GIF frames per UNet call for both (None: each model's default)."""
     if repeats < 1:
         raise UserError(f"--repeats {repeats} must be at least 1")
+    if batch is not None and batch < 1:
+        raise UserError(f"--batch {batch} must be at least 1")
     for n in frames:
         bench_keyframes(n)  # refuses too few frames before anything loads
     if model_defaults(student) is None:
         raise UserError(f"{student}: not a distilled student (it carries no sampler, steps and guidance of its own)")
-    models = {"teacher": Model.load("teacher", teacher), "student": Model.load("student", student)}
+    models = {"teacher": Model.load("teacher", teacher, batch), "student": Model.load("student", student, batch)}
     tasks: list[int | None] = [None, *frames]
     counts: dict[tuple[str, str], dict] = {}
     bar = tqdm(total=2 * len(models) + repeats * len(tasks) * len(models), desc="bench distilled", disable=not progress)
@@ -150,7 +154,7 @@ def bench_distilled(
                           "steps": m.settings.steps, "guidance": m.settings.guidance, "guided": m.guided}
                    for role, m in models.items()},
         "teacher_is_students_base": info is not None and teacher.is_file() and file_sha256(teacher) == info.base_sha256,
-        "image_prompt": PROMPTS[0], "seed": SEED, "frames": list(frames), "repeats": repeats,
+        "image_prompt": PROMPTS[0], "seed": SEED, "frames": list(frames), "repeats": repeats, "batch": batch,
         "threads": torch.get_num_threads(), "torch": torch.__version__, "results": results, "goals": goals(results),
     }  # fmt: skip
 
@@ -170,12 +174,13 @@ def markdown(record: dict) -> str:
     def who(m: dict) -> str:
         return f"{m['name']} ({m['sampler']}, {m['steps']} steps, guidance {m['guidance']:g})"
 
+    batch = "" if record.get("batch") is None else f" but --batch {record['batch']} for both"
     lines = [
         f"Teacher {who(teacher)} against student {who(student)}; torch {record['torch']}, {record['threads']} "
         f"threads, CPU; medians of {record['repeats']} interleaved rounds after a warm-up; seed {record['seed']}; "
-        f"GIFs: a keyframe every {KEYFRAME_GAP} frames and on the last, each model's own GIF settings, nothing "
-        "cached. A guided step is one batched UNet call that counts 2 evaluations (both branches); UNet rows run "
-        "are measured (the GIF driver runs a lone unguided frame as two rows).",
+        f"GIFs: a keyframe every {KEYFRAME_GAP} frames and on the last, each model's own GIF settings{batch}, "
+        "nothing cached. A guided step is one batched UNet call that counts 2 evaluations (both branches); UNet rows "
+        "run are measured (the GIF driver runs a lone unguided frame as two rows).",
         "",
         "| task | measure | teacher | student | student / teacher |",
         "| --- | --- | --- | --- | --- |",

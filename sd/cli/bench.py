@@ -113,6 +113,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            help=f"the model it was distilled from (default {DEFAULT_MODEL_PATH})")  # fmt: skip
     distilled.add_argument("--frames", type=int, nargs="+", default=[24, 193], metavar="N",
                            help="frames of each GIF to time (default 24 193; the goals are on 193)")  # fmt: skip
+    distilled.add_argument("--batch", type=int, metavar="N",
+                           help="GIF frames per UNet call for both models (default: each its own, 2 UNet rows a "
+                           "call: 1 frame guided, 2 unguided)")  # fmt: skip
     add_repeats_option(distilled, "timed rounds per model and task")
     distilled.add_argument("--out", type=Path, default=Path("outputs/bench/distilled"), metavar="DIR",
                            help="folder for distilled.md and distilled.json (default %(default)s)")  # fmt: skip
@@ -361,7 +364,7 @@ def run_distilled(args: argparse.Namespace) -> int:
 
     apply_threads(args)
     student, teacher = resolve_checkpoint(args.student), resolve_checkpoint(args.teacher)
-    record = bench_distilled(teacher, student, frames=tuple(args.frames), repeats=args.repeats)
+    record = bench_distilled(teacher, student, frames=tuple(args.frames), repeats=args.repeats, batch=args.batch)
     print(markdown(record))
     md, js = write(record, args.out)
     print(f"\nwrote {md} and {js}")

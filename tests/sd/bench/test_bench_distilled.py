@@ -58,6 +58,18 @@ def test_the_table_counts_each_model_s_own_steps_and_evaluations(student, tmp_pa
     assert written.strip() in printed and "| task | measure | teacher | student | student / teacher |" in written
 
 
+def test_batch_applies_to_both_models(student, tmp_path, capsys):
+    """--batch 1: the teacher as before, the student back to one frame a call, each lone frame run as two rows."""
+    out = tmp_path / "bench"
+    assert main(["bench", "distilled", "--student", str(student), "--repeats", "1", "--frames", "3",
+                 "--batch", "1", "--out", str(out)]) == 0  # fmt: skip
+    record = json.loads((out / "distilled.json").read_text())
+    gif = record["results"]["3-frame GIF"]
+    assert record["batch"] == 1 and gif["student"]["rows"] == 2 * gif["student"]["steps"]
+    assert gif["teacher"]["rows"] == 2 * gif["teacher"]["steps"]
+    assert "but --batch 1 for both" in capsys.readouterr().out
+
+
 def test_keyframes_every_24_frames_and_on_the_last():
     assert [k.frame for k in bench_keyframes(24)] == [0, 23]
     frames = [k.frame for k in bench_keyframes(GOAL_FRAMES)]
@@ -81,6 +93,7 @@ def test_the_goals_are_on_the_193_frame_gif():
         (["--student", str(DEFAULT_CHECKPOINT)], "not a distilled student"),
         (["--student", "STUDENT", "--frames", "24", "1"], "--frames 1: a GIF needs at least 2 frames"),
         (["--student", "STUDENT", "--repeats", "0"], "--repeats 0 must be at least 1"),
+        (["--student", "STUDENT", "--batch", "0"], "--batch 0 must be at least 1"),
     ],
 )
 def test_bad_input_is_one_error_line(student, given, message, tmp_path, capsys):
