@@ -499,8 +499,9 @@ def train_adversarial(args, s: Setup, init: nn.Module) -> nn.Module:
     start = stage.resume(modules)
     ddp_g, ddp_d = wrap(generator, d), wrap(discriminator, d)
     grid, _ = distillation_grid(len(s.alphas_cumprod))
-    method = f"{stage1_recipe(args)['method']}, then a UFOGen-style adversarial fine-tune"
-    recipe = {"stage": 2, "method": method, "gen_lr": args.gen_lr,
+    second = "a UFOGen-style adversarial fine-tune" if args.w_adv else "a fine-tune on its reconstruction term alone"
+    method = f"{stage1_recipe(args)['method']}, then {second}"
+    recipe = {"stage": 2, "method": method, "guidance": args.guidance, "gen_lr": args.gen_lr,
               "disc_lr": args.disc_lr, "w_adv": args.w_adv, "w_rec": args.w_rec, "one_step_prob": args.one_step_prob,
               "gen_ema": args.gen_ema_decay, "discriminator": "teacher UNet encoder + 1x1 patch head",
               "loss": "non-saturating GAN + MSE reconstruction",
