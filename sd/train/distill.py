@@ -467,9 +467,7 @@ def stage2_batch(args, s: Setup, iteration: int, grid: torch.Tensor) -> dict[str
         target = z0
     else:  # a point of a stored teacher ODE, its end the target; real data of the trajectory's caption
         gen = iteration_generator(args, iteration)
-        which = torch.randint(0, len(s.trajectories["end"]), (args.batch,), generator=gen)  # (B,)
-        position = torch.randint(0, len(TEACHER_TIMES), (args.batch,), generator=gen)
-        position = torch.where(torch.rand(args.batch, generator=gen) < args.one_step_prob, 0, position)  # (B,)
+        which, position = trajectory_draws(args.batch, len(s.trajectories["end"]), gen, args.one_step_prob)  # (B,)
         index = s.trajectories["index"][which]  # (B,) caption (and image) of each trajectory
         ids = s.ids[index]  # (B, 77)
         scale = s.base.vae.config.scaling_factor

@@ -79,11 +79,12 @@ def load_chunks(folder: Path, count: int) -> dict[str, torch.Tensor]:
     return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
 
 
-def trajectory_draws(batch: int, n_trajectories: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """(trajectory (B,), position on TEACHER_TIMES (B,)): uniform, plus ONE_STEP_SHARE more at t = 999."""
+def trajectory_draws(batch: int, n_trajectories: int, gen: torch.Generator,
+                     one_step_share: float = ONE_STEP_SHARE) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """(trajectory (B,), position on TEACHER_TIMES (B,)): uniform, plus `one_step_share` more at t = 999."""
     which = torch.randint(0, n_trajectories, (batch,), generator=gen)
     position = torch.randint(0, len(TEACHER_TIMES), (batch,), generator=gen)
-    position = torch.where(torch.rand(batch, generator=gen) < ONE_STEP_SHARE, 0, position)
+    position = torch.where(torch.rand(batch, generator=gen) < one_step_share, 0, position)
     return which, position
 
 
