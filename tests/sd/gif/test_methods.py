@@ -16,7 +16,7 @@ from sd.gif.animate import animate
 from sd.gif.renderer import RenderedFrame
 from sd.gif.settings import GifSettings
 from sd.gif.smoothness import step_distances
-from sd.gif.spacing import render_evenly, respaced
+from sd.gif.spacing import render_evenly, respaced, snapped
 from sd.gif.timeline import FrameSpec
 from tests.sd.gif.conftest import KEYFRAMES
 
@@ -67,7 +67,7 @@ def test_spacing_search_gives_even_steps_on_a_path_with_a_known_jump():
     planned = [FrameSpec(0, 1, i / 16) for i in range(16)] + [FrameSpec(1, 1, 0.0)]
     assert jump_ratio(PathRenderer(jump).render(planned)) > 15  # evenly spaced weights: one step has 40% of it
     renderer = PathRenderer(jump)
-    frames = render_evenly(renderer, planned, probes=12)
+    frames = render_evenly(renderer, planned, probes=12, snap=0.0)
     assert jump_ratio(frames) < 1.3
     assert len(frames) == 17 and frames[0].spec == planned[0] and frames[-1].spec == planned[-1]
     weights = [f.spec.weight for f in frames[1:-1]]
@@ -76,9 +76,34 @@ def test_spacing_search_gives_even_steps_on_a_path_with_a_known_jump():
     assert len(set(renderer.rendered)) == len(renderer.rendered)
 
 
+def test_a_target_within_reach_of_a_free_probe_takes_it_and_a_probe_stands_in_once():
+    linear = ([0.0, 0.3, 0.55, 1.0], [0.3, 0.25, 0.45])  # probes at 0.3 and 0.55 on a path with D(w) = w
+    # 3 in-betweens: a frame's step is D(1) / 4 = 0.25; snap 0.25 reaches 0.0625 of D, snap 0.18 only 0.045
+    assert snapped([0.25, 0.5, 0.75], [0.25, 0.5, 0.75], *linear, 0.25, 3, set()) == [0.3, 0.55, 0.75]
+    assert snapped([0.25, 0.5, 0.75], [0.25, 0.5, 0.75], *linear, 0.18, 3, set()) == [0.25, 0.5, 0.75]
+    assert snapped([0.25, 0.5, 0.75], [0.25, 0.5, 0.75], *linear, 0.0, 3, set()) == [0.25, 0.5, 0.75]
+    # the planned distance decides, not the respaced weight: the target drawn at 0.9 is still planned at D = 0.5
+    assert snapped([0.5], [0.9], *linear, 0.25, 3, set()) == [0.55]
+    taken = {0.3}  # already showing a frame of the first half
+    assert snapped([0.25, 0.5], [0.25, 0.5], *linear, 0.25, 3, taken) == [0.25, 0.55] and taken == {0.25, 0.3, 0.55}
+    one = ([0.0, 0.5, 1.0], [0.5, 0.5])
+    assert snapped([0.45, 0.55], [0.45, 0.55], *one, 0.5, 3, set()) == [0.5, 0.55]  # the probe stands in once
+
+
+def test_snapping_renders_fewer_frames_and_keeps_the_steps_even_on_a_path_with_a_known_jump():
+    def jump(w: float) -> float:
+        return 0.4 * w + 0.6 * float(np.clip((w - 0.47) / 0.05, 0, 1))
+
+    planned = [FrameSpec(0, 1, i / 16) for i in range(16)] + [FrameSpec(1, 1, 0.0)]
+    exact, snapping = PathRenderer(jump), PathRenderer(jump)
+    frames = {snap: render_evenly(r, planned, 12, snap) for snap, r in ((0.0, exact), (0.2, snapping))}
+    assert len(snapping.rendered) < len(exact.rendered) - 2  # probes stood in for frames
+    assert len(frames[0.2]) == 17 and jump_ratio(frames[0.0]) < jump_ratio(frames[0.2]) < 1.5
+
+
 def test_spacing_keeps_a_path_that_is_already_even_and_one_that_does_not_move():
     planned = [FrameSpec(0, 1, i / 8) for i in range(8)] + [FrameSpec(1, 1, 0.0)]
-    frames = render_evenly(PathRenderer(lambda w: w), planned, probes=4)
+    frames = render_evenly(PathRenderer(lambda w: w), planned, probes=4, snap=0.0)
     assert [f.spec.weight for f in frames[1:-1]] == pytest.approx([i / 8 for i in range(1, 8)], abs=0.01)
     assert respaced([0.0, 0.25, 0.5, 1.0], [0.0, 0.5, 1.0], [0.0, 0.0]) == [0.0, 0.25, 0.5, 1.0]
 
@@ -131,7 +156,8 @@ def test_new_settings_round_trip_through_the_sidecar_byte_for_byte(tiny_file, tm
 
 
 @pytest.mark.parametrize("settings", [dict(adain=True, feedback=True), dict(adain=True, video="clip.mp4"),
-                                      dict(frame_spacing="evenly"), dict(probes=0)])  # fmt: skip
+                                      dict(frame_spacing="evenly"), dict(probes=0), dict(snap=-0.1),
+                                      dict(snap=0.6)])  # fmt: skip
 def test_settings_that_cannot_work_are_refused_in_one_line(settings):
     with pytest.raises(UserError) as error:
         GifSettings(**settings).validate()
