@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -67,8 +67,9 @@ class Model:
     rows: int = 0  # batch rows through the UNet since the last reset
 
     @classmethod
-    def load(cls, role: str, path: Path, batch: int | None = None) -> Model:
+    def load(cls, role: str, path: Path, batch: int | None = None, snap: float | None = None) -> Model:
         settings = with_model_defaults(GifSettings(seed=SEED, batch=batch), model_defaults(path))
+        settings = settings if snap is None else replace(settings, snap=snap)
         model = cls(role, path, StableDiffusionPipeline(load_checkpoint(path)), settings)
         model.pipe.checkpoint.unet.register_forward_pre_hook(model._count)
         return model
@@ -103,10 +104,11 @@ def task_name(frames: int | None) -> str:
 
 def bench_distilled(
     teacher: Path, student: Path, frames: tuple[int, ...] = (24, GOAL_FRAMES), repeats: int = 3,
-    batch: int | None = None, progress: bool = True,
+    batch: int | None = None, student_snap: float | None = None, progress: bool = True,
 ) -> dict:  # fmt: skip
     """Load both models, warm each up, then time every task interleaved; returns the record (see the docstring).
-    `batch`: GIF frames per UNet call for both (None: each model's default)."""
+    `batch`: GIF frames per UNet call for both (None: each model's default); `student_snap`: the student's --snap
+    (None: the default), the teacher keeping its own."""
     if repeats < 1:
         raise UserError(f"--repeats {repeats} must be at least 1")
     if batch is not None and batch < 1:
@@ -115,7 +117,10 @@ def bench_distilled(
         bench_keyframes(n)  # refuses too few frames before anything loads
     if model_defaults(student) is None:
         raise UserError(f"{student}: not a distilled student (it carries no sampler, steps and guidance of its own)")
-    models = {"teacher": Model.load("teacher", teacher, batch), "student": Model.load("student", student, batch)}
+    if student_snap is not None:
+        replace(GifSettings(), snap=student_snap).validate()
+    models = {"teacher": Model.load("teacher", teacher, batch),
+              "student": Model.load("student", student, batch, student_snap)}  # fmt: skip
     tasks: list[int | None] = [None, *frames]
     counts: dict[tuple[str, str], dict] = {}
     bar = tqdm(total=2 * len(models) + repeats * len(tasks) * len(models), desc="bench distilled", disable=not progress)
@@ -155,6 +160,7 @@ def bench_distilled(
                    for role, m in models.items()},
         "teacher_is_students_base": info is not None and teacher.is_file() and file_sha256(teacher) == info.base_sha256,
         "image_prompt": PROMPTS[0], "seed": SEED, "frames": list(frames), "repeats": repeats, "batch": batch,
+        "student_snap": student_snap,
         "threads": torch.get_num_threads(), "torch": torch.__version__, "results": results, "goals": goals(results),
     }  # fmt: skip
 
@@ -175,6 +181,8 @@ def markdown(record: dict) -> str:
         return f"{m['name']} ({m['sampler']}, {m['steps']} steps, guidance {m['guidance']:g})"
 
     batch = "" if record.get("batch") is None else f" but --batch {record['batch']} for both"
+    snap = record.get("student_snap")
+    batch += "" if snap is None else f"{' and' if batch else ' but'} --snap {snap:g} for the student"
     lines = [
         f"Teacher {who(teacher)} against student {who(student)}; torch {record['torch']}, {record['threads']} "
         f"threads, CPU; medians of {record['repeats']} interleaved rounds after a warm-up; seed {record['seed']}; "

@@ -116,6 +116,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     distilled.add_argument("--batch", type=int, metavar="N",
                            help="GIF frames per UNet call for both models (default: each its own, 2 UNet rows a "
                            "call: 1 frame guided, 2 unguided)")  # fmt: skip
+    distilled.add_argument("--student-snap", type=float, metavar="S",
+                           help="the student's --snap (even spacing shows a probe instead of rendering a frame this "
+                           "close to it); the teacher keeps its defaults (default: the GIF default)")  # fmt: skip
     add_repeats_option(distilled, "timed rounds per model and task")
     distilled.add_argument("--out", type=Path, default=Path("outputs/bench/distilled"), metavar="DIR",
                            help="folder for distilled.md and distilled.json (default %(default)s)")  # fmt: skip
@@ -364,7 +367,8 @@ def run_distilled(args: argparse.Namespace) -> int:
 
     apply_threads(args)
     student, teacher = resolve_checkpoint(args.student), resolve_checkpoint(args.teacher)
-    record = bench_distilled(teacher, student, frames=tuple(args.frames), repeats=args.repeats, batch=args.batch)
+    record = bench_distilled(teacher, student, frames=tuple(args.frames), repeats=args.repeats, batch=args.batch,
+                             student_snap=args.student_snap)  # fmt: skip
     print(markdown(record))
     md, js = write(record, args.out)
     print(f"\nwrote {md} and {js}")

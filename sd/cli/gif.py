@@ -98,7 +98,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     i.add_argument("--probes", type=int, help=f"--frame-spacing even: probe in-betweens per transition "
                    f"(default {DEFAULTS.probes})")  # fmt: skip
     i.add_argument("--snap", type=float, help="--frame-spacing even: show a probe instead of rendering a frame "
-                   f"within this share of a step of it, 0 to 0.5 (default {DEFAULTS.snap})")  # fmt: skip
+                   f"within this share of a step of its place, 0 to 0.5; fewer renders, less even (default "
+                   f"{DEFAULTS.snap:g})")  # fmt: skip
     i.add_argument("--attention", choices=ATTENTION_INTERPOLATIONS,
                    help="attention interpolation (AID): in-betweens also attend to their keyframes' keys and values, "
                    f"outer or inner form (default {DEFAULTS.attention})")  # fmt: skip

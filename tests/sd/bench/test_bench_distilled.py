@@ -70,6 +70,19 @@ def test_batch_applies_to_both_models(student, tmp_path, capsys):
     assert "but --batch 1 for both" in capsys.readouterr().out
 
 
+def test_student_snap_renders_fewer_student_frames_and_leaves_the_teacher_alone(student, tmp_path, capsys):
+    runs = {}
+    for snap in ("0", "0.5"):
+        out = tmp_path / snap
+        assert main(["bench", "distilled", "--student", str(student), "--repeats", "1", "--frames", "25",
+                     "--student-snap", snap, "--out", str(out)]) == 0  # fmt: skip
+        runs[snap] = json.loads((out / "distilled.json").read_text())
+    assert runs["0.5"]["student_snap"] == 0.5 and "but --snap 0.5 for the student" in capsys.readouterr().out
+    plain, snapped = (runs[s]["results"]["25-frame GIF"] for s in ("0", "0.5"))
+    assert snapped["teacher"]["steps"] == plain["teacher"]["steps"]
+    assert snapped["student"]["steps"] < plain["student"]["steps"]
+
+
 def test_keyframes_every_24_frames_and_on_the_last():
     assert [k.frame for k in bench_keyframes(24)] == [0, 23]
     frames = [k.frame for k in bench_keyframes(GOAL_FRAMES)]
@@ -94,6 +107,7 @@ def test_the_goals_are_on_the_193_frame_gif():
         (["--student", "STUDENT", "--frames", "24", "1"], "--frames 1: a GIF needs at least 2 frames"),
         (["--student", "STUDENT", "--repeats", "0"], "--repeats 0 must be at least 1"),
         (["--student", "STUDENT", "--batch", "0"], "--batch 0 must be at least 1"),
+        (["--student", "STUDENT", "--student-snap", "0.7"], "--snap 0.7 must be between 0 and 0.5"),
     ],
 )
 def test_bad_input_is_one_error_line(student, given, message, tmp_path, capsys):

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from sd.cli.main import main
-from sd.gif.settings import GifSettings
 from sd.gif.sidecar import read_sidecar
 from tests.sd.gif.conftest import KEYFRAMES
 
@@ -40,7 +39,7 @@ def test_from_json_reproduces_the_file_byte_for_byte(tiny_file, tmp_path, capsys
     assert again.read_bytes() == first.read_bytes()
 
 
-def test_spacing_and_snap_are_recorded_and_an_old_sidecar_means_leading_without_snapping(tiny_file, tmp_path):
+def test_spacing_is_recorded_and_an_old_sidecar_means_leading(tiny_file, tmp_path):
     out = tmp_path / "t.gif"
     assert gif("0: a red circle", "2: a blue square", "--steps", "2", "--spacing", "trailing", "--out", str(out),
                "--checkpoint", str(tiny_file), "--no-cache") == 0  # fmt: skip
@@ -49,10 +48,6 @@ def test_spacing_and_snap_are_recorded_and_an_old_sidecar_means_leading_without_
     del record["settings"]["spacing"]  # as sidecars were written before --spacing: every sampler ran leading
     (tmp_path / "old.json").write_text(json.dumps(record))
     assert read_sidecar(tmp_path / "old.json")[1].spacing == "leading"
-    assert record["settings"]["snap"] == GifSettings().snap > 0
-    del record["settings"]["snap"]  # before --snap, even spacing rendered every target
-    (tmp_path / "old.json").write_text(json.dumps(record))
-    assert read_sidecar(tmp_path / "old.json")[1].snap == 0.0
 
 
 def test_plain_prompts_spread_over_frames(tiny_file, tmp_path):

@@ -142,10 +142,11 @@ def test_even_spacing_keeps_the_frame_count_and_the_keyframes_and_moves_the_weig
 def test_new_settings_round_trip_through_the_sidecar_byte_for_byte(tiny_file, tmp_path):
     first = tmp_path / "first.gif"
     common = ["--checkpoint", str(tiny_file), "--quiet"]
-    assert main(["gif", *KEYFRAMES.split("\n"), "--steps", "3", "--adain", "--frame-spacing", "even", "--probes", "2",
-                 "--out", str(first), "--cache-dir", str(tmp_path / "cache"), *common]) == 0  # fmt: skip
+    settings = ["--steps", "3", "--adain", "--frame-spacing", "even", "--probes", "3", "--snap", "0.5"]
+    assert main(["gif", *KEYFRAMES.split("\n"), *settings, "--out", str(first), "--cache-dir", str(tmp_path / "cache"),
+                 *common]) == 0  # fmt: skip
     record = json.loads((tmp_path / "first.gif.json").read_text())
-    assert record["settings"] | {"adain": True, "frame_spacing": "even", "probes": 2} == record["settings"]
+    assert record["settings"] | {"adain": True, "frame_spacing": "even", "probes": 3, "snap": 0.5} == record["settings"]
     again = tmp_path / "again.gif"
     assert main(["gif", "--from-json", str(tmp_path / "first.gif.json"), "--out", str(again), "--no-cache",
                  *common]) == 0  # fmt: skip
