@@ -23,7 +23,7 @@ SAMPLE = 48
 # name -> {steps: (floor, measured on SAMPLE)}; the default steps are each file's own
 FLOORS = {
     "tiny-shapes-distilled": {1: (0.65, 0.896), 2: (0.85, 0.917)},
-    "mobile-tiny-distilled": {1: (0.65, 0.771), 2: (0.85, 0.896)},
+    "mobile-tiny-distilled": {1: (0.65, 0.792), 2: (0.85, 0.896)},
 }
 
 
