@@ -180,13 +180,13 @@ def markdown(record: dict) -> str:
     def who(m: dict) -> str:
         return f"{m['name']} ({m['sampler']}, {m['steps']} steps, guidance {m['guidance']:g})"
 
-    batch = "" if record.get("batch") is None else f" but --batch {record['batch']} for both"
-    snap = record.get("student_snap")
-    batch += "" if snap is None else f"{' and' if batch else ' but'} --snap {snap:g} for the student"
+    changes = [] if record.get("batch") is None else [f"--batch {record['batch']} for both"]
+    changes += [] if record.get("student_snap") is None else [f"--snap {record['student_snap']:g} for the student"]
+    but = f" but {' and '.join(changes)}" if changes else ""
     lines = [
         f"Teacher {who(teacher)} against student {who(student)}; torch {record['torch']}, {record['threads']} "
         f"threads, CPU; medians of {record['repeats']} interleaved rounds after a warm-up; seed {record['seed']}; "
-        f"GIFs: a keyframe every {KEYFRAME_GAP} frames and on the last, each model's own GIF settings{batch}, "
+        f"GIFs: a keyframe every {KEYFRAME_GAP} frames and on the last, each model's own GIF settings{but}, "
         "nothing cached. A guided step is one batched UNet call that counts 2 evaluations (both branches); UNet rows "
         "run are measured (the GIF driver runs a lone unguided frame as two rows).",
         "",
