@@ -55,15 +55,17 @@ class PathRenderer:
         return frames
 
 
+def jump(w: float) -> float:
+    """A path with a known jump: 60% of the change happens between weights 0.47 and 0.52, the rest evenly."""
+    return 0.4 * w + 0.6 * float(np.clip((w - 0.47) / 0.05, 0, 1))
+
+
 def jump_ratio(frames) -> float:
     steps = step_distances([f.image for f in frames])
     return max(steps) / float(np.median(steps))
 
 
 def test_spacing_search_gives_even_steps_on_a_path_with_a_known_jump():
-    def jump(w: float) -> float:  # 60% of the change happens between weights 0.47 and 0.52, the rest evenly
-        return 0.4 * w + 0.6 * float(np.clip((w - 0.47) / 0.05, 0, 1))
-
     planned = [FrameSpec(0, 1, i / 16) for i in range(16)] + [FrameSpec(1, 1, 0.0)]
     assert jump_ratio(PathRenderer(jump).render(planned)) > 15  # evenly spaced weights: one step has 40% of it
     renderer = PathRenderer(jump)
@@ -91,9 +93,6 @@ def test_a_target_within_reach_of_a_free_probe_takes_it_and_a_probe_stands_in_on
 
 
 def test_snapping_renders_fewer_frames_and_keeps_the_steps_even_on_a_path_with_a_known_jump():
-    def jump(w: float) -> float:
-        return 0.4 * w + 0.6 * float(np.clip((w - 0.47) / 0.05, 0, 1))
-
     planned = [FrameSpec(0, 1, i / 16) for i in range(16)] + [FrameSpec(1, 1, 0.0)]
     exact, snapping = PathRenderer(jump), PathRenderer(jump)
     frames = {snap: render_evenly(r, planned, 12, snap) for snap, r in ((0.0, exact), (0.2, snapping))}
