@@ -67,6 +67,7 @@ from sd.train.state import load_state, save_state
 from sd.train.text_to_image import batch_for_step, encode_latents
 from sd.train.trajectory import (
     CHUNK,
+    ONE_STEP_SHARE,
     TEACHER_TIMES,
     chunk_draws,
     load_chunks,
@@ -100,6 +101,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "one DDIM jump against the student's EMA (sd/train/consistency.py)")  # fmt: skip
     p.add_argument("--trajectories", type=int, default=8192,
                    help=f"--stage1 trajectory: teacher ODE solutions to regress on ({CHUNK} x N)")  # fmt: skip
+    p.add_argument("--one-step-share", type=float, default=ONE_STEP_SHARE,
+                   help="--stage1 trajectory: extra share of each batch drawn at t = 999, the one point 1-step "
+                   f"sampling uses (default {ONE_STEP_SHARE})")  # fmt: skip
     p.add_argument("--consistency-steps", type=int, default=None,
                    help="stage 1 iterations (default 6000 for trajectory, 4000 for lcm)")  # fmt: skip
     p.add_argument("--adversarial-steps", type=int, default=500, help="stage 2 iterations (0: no stage 2)")
@@ -145,6 +149,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for flag in ("consistency_steps", "batch", "save_every", "train_size"):
         if getattr(args, flag) < 1:
             raise UserError(f"--{flag.replace('_', '-')} must be at least 1")
+    if not 0 <= args.one_step_share < 1:
+        raise UserError(f"--one-step-share must be in [0, 1), got {args.one_step_share}")
     if args.adversarial_steps < 0 or args.val_prompts < 0:
         raise UserError("--adversarial-steps and --val-prompts must be >= 0")
     args.val_every = args.val_every or args.save_every
@@ -267,7 +273,8 @@ def prepare(args: argparse.Namespace) -> Setup:
 
 def teacher_trajectories(args, s: Setup) -> dict[str, torch.Tensor]:
     """The guided teacher's ODE from `--trajectories` x_999 for training captions, solved once into
-    `--out`/trajectories/ (each rank solves its share of the chunks; every rank then loads them all)."""
+    `--out`/trajectories/ (each rank solves its share of the chunks; every rank then loads them all), with each
+    trajectory's caption encoded once here instead of at every iteration."""
     folder, count = args.out / "trajectories", args.trajectories // CHUNK
     shape = (s.base.unet.config.in_channels, *s.mean.shape[2:])  # (4, 8, 8)
     uncond = s.context(s.empty_ids).expand(CHUNK, -1, -1)
@@ -280,7 +287,10 @@ def teacher_trajectories(args, s: Setup) -> dict[str, torch.Tensor]:
 
     solve_chunks(folder, count, s.d.rank, s.d.world, solve_one, progress=s.d.main)
     barrier(s.d)
-    return load_chunks(folder, count)
+    trajectories = load_chunks(folder, count)
+    captions = s.ids[trajectories["index"]]  # (N, 77)
+    trajectories["context"] = torch.cat([s.context(ids).cpu() for ids in captions.split(CHUNK)])  # (N, 77, C)
+    return trajectories
 
 
 def global_batch(args, s: Setup, iteration: int) -> tuple[torch.Tensor, ...]:
@@ -384,10 +394,11 @@ def stage1_loss(args, s: Setup, step: int, student: nn.Module, target: nn.Module
     d = s.d
     if args.stage1 == "trajectory":
         gen = iteration_generator(args, step)
-        which, position = (d.shard(x) for x in trajectory_draws(args.batch, len(s.trajectories["end"]), gen))
+        draws = trajectory_draws(args.batch, len(s.trajectories["end"]), gen, args.one_step_share)
+        which, position = (d.shard(x) for x in draws)
         x_t = s.trajectories["states"][which, position].to(d.device)  # (b, 4, 8, 8) a point of the teacher's ODE
         end = s.trajectories["end"][which].to(d.device)  # (b, 4, 8, 8) where the teacher's ODE ends
-        context = s.context(s.ids[s.trajectories["index"][which]])  # (b, 77, C)
+        context = s.trajectories["context"][which].to(d.device)  # (b, 77, C) its caption, encoded
         return trajectory_loss(student, x_t, position.to(d.device), end, context, s.alphas_cumprod)
     ids, z0, noise, gen = global_batch(args, s, step)
     index = grid_index(args.batch, gen)
@@ -403,7 +414,8 @@ def stage1_recipe(args) -> dict:
     if args.stage1 == "trajectory":
         return common | {"method": "consistency distillation on the teacher's solved ODE (exact targets)",
                          "teacher_solver": f"DPM-Solver++(2M) over t = {', '.join(map(str, TEACHER_TIMES))}",
-                         "trajectories": args.trajectories, "loss": "MSE to the ODE end"}  # fmt: skip
+                         "trajectories": args.trajectories, "one_step_share": args.one_step_share,
+                         "loss": "MSE to the ODE end"}  # fmt: skip
     return common | {"method": "latent consistency distillation (LCM)", "grid": f"{GRID_POINTS} points, one DDIM jump",
                      "loss": f"pseudo-Huber c = {HUBER_C}", "target_ema": args.ema_decay}  # fmt: skip
 

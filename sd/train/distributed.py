@@ -71,5 +71,7 @@ def barrier(d: Dist) -> None:
 
 
 def cleanup(d: Dist) -> None:
+    """Leave the group together: a rank that tears gloo down while a peer still talks to it can abort at exit."""
     if d.world > 1 and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()

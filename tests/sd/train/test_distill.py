@@ -116,9 +116,15 @@ def test_stage2_reconstructs_the_teachers_ode_end_against_real_latents_of_the_sa
         image = index[which]
         assert torch.equal(context, s.context(s.ids[image : image + 1])[0])
         assert (z0 / scale - s.mean[image]).abs().max() <= 6 * s.std[image].max()  # a draw of that image's latent
+    # Stage 1 reads each trajectory's caption encoded once at load: the same as encoding it at the iteration.
+    for which in (0, 100, 255):
+        encoded = s.context(s.ids[index[which] : index[which] + 1])[0]  # (77, C)
+        assert (s.trajectories["context"][which] - encoded).abs().max() < 1e-5
     with pytest.raises(UserError, match="--stage2-target ode needs"):
         distill.parse_args(["--stage1", "lcm", "--stage2-target", "ode"])
     assert distill.parse_args(["--stage1", "lcm"]).stage2_target == "data"  # UFOGen's, as before
+    with pytest.raises(UserError, match="--one-step-share must be in"):
+        distill.parse_args(["--one-step-share", "1"])
 
 
 LR, STEPS = 1e-3, 2

@@ -4,7 +4,15 @@ import torch
 
 from sd.samplers.lcm import lcm_timesteps
 from sd.schedule import SD15_SCHEDULE
-from sd.train.trajectory import CHUNK, TEACHER_TIMES, load_chunks, solve_chunks, solve_teacher
+from sd.train.trajectory import (
+    CHUNK,
+    ONE_STEP_SHARE,
+    TEACHER_TIMES,
+    load_chunks,
+    solve_chunks,
+    solve_teacher,
+    trajectory_draws,
+)
 
 
 def test_the_teacher_is_solved_at_every_timestep_lcm_samples():
@@ -66,3 +74,12 @@ def test_chunks_depend_on_their_number_only_and_are_solved_once(tmp_path):
     (tmp_path / "one" / "chunk-0001.pt").unlink()
     solve_chunks(tmp_path / "one", 3, 0, 1, solve_one, progress=False)
     assert calls[6:] == [1]
+
+
+def test_the_one_step_share_adds_that_share_of_the_batch_at_t_999():
+    """Uniform over TEACHER_TIMES plus `one_step_share` more at position 0 (t = 999): 0.25 + 0.75 / 11 = 0.318
+    by default, 0.5 + 0.5 / 11 = 0.545 at 0.5; 4,096 draws, one standard error under 0.008."""
+    for share, expected in ((0.0, 1 / 11), (ONE_STEP_SHARE, 0.25 + 0.75 / 11), (0.5, 0.5 + 0.5 / 11)):
+        which, position = trajectory_draws(4096, 300, torch.Generator().manual_seed(0), share)
+        assert which.max() < 300 and position.max() == len(TEACHER_TIMES) - 1
+        assert abs((position == 0).float().mean().item() - expected) < 0.03, (share, expected)
