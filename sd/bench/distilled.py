@@ -20,7 +20,6 @@ and one on the last frame, from a fixed seed.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,8 +27,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from sd.atomic_output import atomic_output
 from sd.bench.morph import PAIRS
+from sd.bench.report_files import write_report
 from sd.bench.timing import interleaved_medians
 from sd.errors import UserError
 from sd.file_hash import file_sha256
@@ -211,11 +210,5 @@ def markdown(record: dict) -> str:
 
 
 def write(record: dict, out: Path) -> tuple[Path, Path]:
-    """out/distilled.md and out/distilled.json, each written whole or not at all."""
-    out.mkdir(parents=True, exist_ok=True)
-    paths = out / "distilled.md", out / "distilled.json"
-    with atomic_output(paths[0], overwrite=True) as tmp:
-        tmp.write_text(markdown(record) + "\n")
-    with atomic_output(paths[1], overwrite=True) as tmp:
-        tmp.write_text(json.dumps(record, indent=1) + "\n")
-    return paths
+    """out/distilled.md and out/distilled.json."""
+    return write_report(record, markdown(record), out, "distilled")

@@ -109,9 +109,12 @@ METHODS: dict[str, dict] = {
     "default + attention outer": {"attention": "outer"},
     # two ways to render fewer frames, for a few-step student whose probe costs as much as a frame: fewer probes (7 a
     # transition keep its 193-frame GIF under 0.1x the teacher's UNet evaluations, sd/bench/distilled.py), or
-    # probes shown in place of frames they nearly match (--snap)
+    # probes shown in place of frames they nearly match (--snap); a distilled student's own (snap 0.25 in 3 rounds,
+    # sd/train/distill.py) on any model, and the default model's (no snap, 2 rounds) on a student
     "default, 7 probes": {"probes": 7},
     "default, snap 0.2": {"snap": 0.2},
+    "default, snap 0.25, 3 rounds": {"snap": 0.25, "rounds": 3},
+    "default, no snap, 2 rounds": {"snap": 0.0, "rounds": 2},
 }
 SEEDS = (0, 1, 2, 3)
 FRAMES = 16  # steps of a transition: keyframes at frames 0 and 16
@@ -164,7 +167,8 @@ def run_bench(
     for pair, seed, name in tqdm(todo, desc="transitions", disable=not progress):
         keyframes = [Keyframe(0, pair.prompts[0]), Keyframe(frames, pair.prompts[1])]
         settings = GifSettings(seed=seed, steps=steps, batch=BATCH, **methods[name])
-        settings = with_model_defaults(settings, pipe.checkpoint.defaults)  # a student's own steps, as `sd gif`
+        # a student's own steps and spacing, as `sd gif`, except what the method sets
+        settings = with_model_defaults(settings, pipe.checkpoint.defaults, given=set(methods[name]))
         result = animate(keyframes, None, settings, pipe=pipe, cache_dir=None, progress=False)
         images, specs = result.frames, result.specs
         shown = {name: images}

@@ -8,8 +8,9 @@ recovered models; `mobile` compares the mobile UNet with the standard one at SD 
 scale, one change at a time, and `mobile-adherence` trains each of those tiny rows to score its prompt adherence;
 `cuda` is what only a GPU shows; `morph` measures transitions between keyframes on the shipped model, per kind of
 change, for every in-between method (sd/bench/morph.py); `distilled` times a few-step student against its
-teacher, per image and per GIF, with UNet evaluations (sd/bench/distilled.py). Medians of interleaved runs and
-our/diffusers ratios; a ratio below 1 means we are faster.
+teacher, per image and per GIF, with UNet evaluations (sd/bench/distilled.py); `spacing` measures how even a long
+GIF's transitions are for each setting of even frame spacing, over seeds (sd/bench/spacing.py). Medians of
+interleaved runs and our/diffusers ratios; a ratio below 1 means we are faster.
 """
 
 from __future__ import annotations
@@ -118,10 +119,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            "call: 1 frame guided, 2 unguided)")  # fmt: skip
     distilled.add_argument("--student-snap", type=float, metavar="S",
                            help="the student's --snap (even spacing shows a probe instead of rendering a frame this "
-                           "close to it); the teacher keeps its defaults (default: the GIF default)")  # fmt: skip
+                           "close to it); the teacher keeps its defaults (default: the student's own)")  # fmt: skip
     add_repeats_option(distilled, "timed rounds per model and task")
     distilled.add_argument("--out", type=Path, default=Path("outputs/bench/distilled"), metavar="DIR",
                            help="folder for distilled.md and distilled.json (default %(default)s)")  # fmt: skip
+
+    spacing = mode("spacing", "how even a long GIF's transitions are for each --snap and --rounds of even frame "
+                   "spacing, over seeds", run_spacing)  # fmt: skip
+    add_checkpoint_option(spacing, "the model to animate (a distilled student: its own sampling)")
+    spacing.add_argument("--spacing", dest="spacings", action="append", metavar="SNAP,ROUNDS",
+                         help="a row: --snap and --rounds (repeat; default 0,2 and 0.25,3)")  # fmt: skip
+    spacing.add_argument("--frames", type=int, default=193, help="frames of the GIF, a keyframe every 24 (193)")
+    spacing.add_argument("--seeds", type=int, default=20, help="GIFs per row, seeds 0 .. N-1 (default 20)")
+    spacing.add_argument("--out", type=Path, default=Path("outputs/bench/spacing"), metavar="DIR",
+                         help="folder for spacing.md and spacing.json (default %(default)s)")  # fmt: skip
     for sub in modes.choices.values():
         add_threads_option(sub)
 
@@ -369,6 +380,20 @@ def run_distilled(args: argparse.Namespace) -> int:
     student, teacher = resolve_checkpoint(args.student), resolve_checkpoint(args.teacher)
     record = bench_distilled(teacher, student, frames=tuple(args.frames), repeats=args.repeats, batch=args.batch,
                              student_snap=args.student_snap)  # fmt: skip
+    print(markdown(record))
+    md, js = write(record, args.out)
+    print(f"\nwrote {md} and {js}")
+    return 0
+
+
+def run_spacing(args: argparse.Namespace) -> int:
+    """Jump ratios of a long GIF per even-spacing setting (sd/bench/spacing.py), printed and written."""
+    from sd.bench.spacing import SPACINGS, bench_spacing, markdown, parse_spacing, write
+
+    apply_threads(args)
+    spacings = [parse_spacing(text) for text in args.spacings] if args.spacings else SPACINGS
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    record = bench_spacing(checkpoint, spacings, frames=args.frames, seeds=args.seeds)
     print(markdown(record))
     md, js = write(record, args.out)
     print(f"\nwrote {md} and {js}")

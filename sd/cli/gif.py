@@ -99,7 +99,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    f"(default {DEFAULTS.probes})")  # fmt: skip
     i.add_argument("--snap", type=float, help="--frame-spacing even: show a probe instead of rendering a frame "
                    f"within this share of a step of its place, 0 to 0.5; fewer renders, less even (default "
-                   f"{DEFAULTS.snap:g})")  # fmt: skip
+                   f"{DEFAULTS.snap:g}; a distilled student carries its own)")  # fmt: skip
+    i.add_argument("--rounds", type=int, help="--frame-spacing even: render the in-betweens in this many rounds, "
+                   f"each respaced with what the rounds before showed (default {DEFAULTS.rounds}; a distilled "
+                   "student carries its own)")  # fmt: skip
     i.add_argument("--attention", choices=ATTENTION_INTERPOLATIONS,
                    help="attention interpolation (AID): in-betweens also attend to their keyframes' keys and values, "
                    f"outer or inner form (default {DEFAULTS.attention})")  # fmt: skip
@@ -180,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
     apply_model_option(args, fallback=(recorded_checkpoint or {}).get("path"))  # a sidecar's model before the default
     checkpoint = args.checkpoint
     defaults = None if args.from_json else model_defaults(checkpoint)
-    given = {k for k in ("sampler", "steps", "guidance") if getattr(args, k) is not None}
+    given = {k for k in ("sampler", "steps", "guidance", "snap", "rounds") if getattr(args, k) is not None}
     settings = with_model_defaults(settings, defaults, given)  # a distilled model's own, where none was given
     prediction_type = args.prediction_type or (recorded_checkpoint or {}).get("prediction_type")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -174,7 +174,10 @@ def animate(
         if len(specs) > settings.max_frames:
             raise UserError(f"{len(specs)} frames planned, over --max-frames {settings.max_frames}; raise the cap")
         even = settings.frame_spacing == "even" and not (settings.feedback or settings.video)  # keyframes' in-betweens
-        frames = render_evenly(renderer, specs, settings.probes, settings.snap) if even else renderer.render(specs)
+        if even:
+            frames = render_evenly(renderer, specs, settings.probes, settings.snap, settings.rounds)
+        else:
+            frames = renderer.render(specs)
         if settings.max_jump is not None:
             frames = _refine(renderer, frames, settings)
     specs = [f.spec for f in frames]

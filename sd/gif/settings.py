@@ -82,8 +82,10 @@ class GifSettings:
     probes: int = 12  # --frame-spacing even: in-betweens rendered per transition to explore the weights
     # --frame-spacing even: a probe this close to a frame's place (a share of a step) is shown instead of rendering the
     # frame. Off by default: at 0.2 the default model's transitions cost 11% fewer UNet steps for a median jump ratio
-    # of 1.22 instead of 1.10 (docs/transitions.md, snapping), and transitions come first.
+    # of 1.22 instead of 1.10 (docs/transitions.md, snapping), and transitions come first. A distilled student
+    # carries its own (snap 0.25 in 3 rounds: with_model_defaults).
     snap: float = 0.0
+    rounds: int = 2  # --frame-spacing even: the in-betweens are rendered in this many rounds, each respaced anew
     attention: str = "off"  # "outer"/"inner": in-betweens attend to their keyframes' K/V (AID)
     attention_fraction: float = AID_FRACTION
     attention_budget_mb: float | None = None  # cap on the keyframes' captured K/V, in MiB; None: every layer
@@ -135,6 +137,7 @@ class GifSettings:
              f"--frame-spacing {self.frame_spacing}: choose one of {', '.join(FRAME_SPACINGS)}"),
             (self.probes >= 1, f"--probes {self.probes} must be at least 1"),
             (0.0 <= self.snap <= 0.5, f"--snap {self.snap} must be between 0 and 0.5 (a share of a frame's step)"),
+            (1 <= self.rounds <= 8, f"--rounds {self.rounds} must be between 1 and 8"),
             (not (self.adain and (self.feedback or self.video)),
              "--adain works on in-betweens of keyframes; with --feedback or --video every frame starts from another "
              "image: drop one of them"),
@@ -170,7 +173,8 @@ class GifSettings:
 
 def with_model_defaults(settings: GifSettings, defaults, given: set[str] = frozenset()) -> GifSettings:
     """`settings` with a model's own sampler, steps and guidance (`defaults`, a SamplingDefaults or None: a
-    distilled student's few LCM steps), except those the user gave (`given`). A diffusers folder's ancestral
+    distilled student's few LCM steps) and, where it carries them, its even spacing's --snap and --rounds, except
+    those the user gave (`given`). A diffusers folder's ancestral
     scheduler is left out: GIFs keep their deterministic sampler. `python -m sd gif` and `bench distilled` agree."""
     if defaults is None:
         return settings

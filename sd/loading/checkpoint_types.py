@@ -28,11 +28,14 @@ class SamplingDefaults:
     """How a model is meant to be sampled when the user names no sampler, steps or guidance: a distilled
     student's few LCM steps without guidance (sd/loading/student.py), where the commands' own defaults
     (25-50 guided steps) would waste its point; or a diffusers folder's scheduler class (its sampler alone,
-    as `StableDiffusionPipeline.from_pretrained` picks it). None: the command's own default."""
+    as `StableDiffusionPipeline.from_pretrained` picks it). None: the command's own default. A student also
+    carries how its GIFs' even spacing spends renders (--snap, --rounds): it is chosen for speed."""
 
     sampler: str
     steps: int | None = None
     guidance: float | None = None
+    snap: float | None = None
+    rounds: int | None = None
 
 
 @dataclass

@@ -80,8 +80,12 @@ from sd.train.trajectory import (
 VAL_SEED = 1_000_000  # validation prompts and noise: far from `python -m sd eval`'s seeds (0 ..)
 VAL_STEPS = (1, 2, 4)  # LCM steps the validation adherence is measured at
 # the stage-1 student's own sampling: its best step count in the CPU runs (docs/distillation.md)
-STAGE1_DEFAULTS = {"trajectory": SamplingDefaults("lcm", 2, 1.0), "lcm": SamplingDefaults("lcm", 4, 1.0)}
-STAGE2_DEFAULTS = SamplingDefaults("lcm", 1, 1.0)
+# A student's GIFs: snapping in 3 rounds spends <= 0.1x the teacher's UNet evaluations on a 193-frame GIF with
+# fewer large jumps than the teacher's spacing (docs/transitions.md#snapping); its probes cost as much as its frames.
+STUDENT_GIF = {"snap": 0.25, "rounds": 3}
+STAGE1_DEFAULTS = {"trajectory": SamplingDefaults("lcm", 2, 1.0, **STUDENT_GIF),
+                   "lcm": SamplingDefaults("lcm", 4, 1.0, **STUDENT_GIF)}  # fmt: skip
+STAGE2_DEFAULTS = SamplingDefaults("lcm", 1, 1.0, **STUDENT_GIF)
 STAGE1_RECIPES = {  # flag -> its default per --stage1 method
     "consistency_steps": {"trajectory": 6000, "lcm": 4000},
     "lr": {"trajectory": 1e-4, "lcm": 5e-5},

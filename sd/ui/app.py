@@ -85,6 +85,7 @@ def build_app(out_dir: str | Path = "outputs/ui"):
             keyframes = parse_keyframes(values["keyframes"] or "", source="keyframes")
             settings = settings_from(values)
             checkpoint = models.checkpoint_for(values["model"], values["checkpoint"])
+            settings = models.with_own_spacing(settings, checkpoint)  # a distilled student's own --snap, --rounds
         except UserError as error:
             raise gr.Error(str(error)) from None
         out = output_path(out_dir, settings.seed, "." + values["format"])

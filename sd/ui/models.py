@@ -1,6 +1,7 @@
 """The model choices of the UI: the shipped model, the optional shipped ones (the mobile variant and the two
 distilled students) when their weights are there, or any checkpoint path. A loaded model is kept, so the
-next run starts at once. Choosing a distilled model moves the sampler, steps and guidance to its own."""
+next run starts at once. Choosing a distilled model moves the sampler, steps and guidance to its own, and its
+GIFs use its own even spacing (--snap, --rounds), as `python -m sd gif` does."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from sd.checkpoint_choice import resolve_checkpoint
 from sd.errors import UserError
-from sd.gif.settings import GIF_SAMPLERS, GifSettings
+from sd.gif.settings import GIF_SAMPLERS, GifSettings, with_model_defaults
 from sd.loading.student import model_defaults
 from sd.paths import DEFAULT_MODEL, SHIPPED_MODELS
 
@@ -55,6 +56,12 @@ def sampling_for(choice: str, path: str | None) -> tuple[str, int, float]:
     values[0] = values[0] if values[0] in GIF_SAMPLERS else None  # the page lists the GIF samplers only
     return tuple(value if value is not None else getattr(gif, name)  # type: ignore[return-value]
                  for value, name in zip(values, ("sampler", "steps", "guidance"), strict=True))  # fmt: skip
+
+
+def with_own_spacing(settings: GifSettings, checkpoint: Path) -> GifSettings:
+    """`settings` from the page with the model's own --snap and --rounds; the page's sampler, steps and guidance
+    (already the model's own, sampling_for) stay as the user left them."""
+    return with_model_defaults(settings, model_defaults(checkpoint), given={"sampler", "steps", "guidance"})
 
 
 def vocabulary_for(choice: str) -> str:

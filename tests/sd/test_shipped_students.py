@@ -17,6 +17,7 @@ from sd.loading.checkpoint import load_checkpoint
 from sd.loading.student import student_info
 from sd.paths import SHIPPED_MODELS
 from sd.pipeline import StableDiffusionPipeline
+from sd.train.distill import STUDENT_GIF
 
 STUDENTS = {"tiny-shapes-distilled": "tiny-shapes", "mobile-tiny-distilled": "mobile-tiny"}
 SAMPLE = 48
@@ -33,6 +34,7 @@ def test_a_shipped_student_is_its_base_model_with_its_own_unet_and_sampling(name
     info = student_info(path)
     assert info.base == base.name and info.base_sha256 == file_sha256(base)
     assert (info.defaults.sampler, info.defaults.guidance) == ("lcm", 1.0) and info.defaults.steps in FLOORS[name]
+    assert {"snap": info.defaults.snap, "rounds": info.defaults.rounds} == STUDENT_GIF  # its GIFs' own spacing
     student, teacher = load_checkpoint(path), load_checkpoint(base)
     assert student.defaults == info.defaults
     for part in ("vae", "text_encoder"):

@@ -25,7 +25,7 @@ from tests.tiny_checkpoint import tiny_checkpoint
 from unet.config import TINY_UNET
 from unet.model import UNetModel
 
-FEW_STEPS = SamplingDefaults("lcm", 3, 1.0)
+FEW_STEPS = SamplingDefaults("lcm", 3, 1.0, snap=0.5, rounds=3)
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +100,11 @@ def test_img2img_gif_and_eval_take_the_student(files, shipped, tmp_path):
                  "--no-cache", "--quiet", "--batch", "2"]) == 0  # fmt: skip
     settings = json.loads((tmp_path / "anim.gif.json").read_text())["settings"]
     assert (settings["sampler"], settings["steps"], settings["guidance"]) == ("lcm", 3, 1.0)
+    assert (settings["snap"], settings["rounds"]) == (0.5, 3)  # its own even spacing...
+    assert main(["gif", "0: a red circle", "4: a blue square", "--model", "tiny-shapes-distilled", "--out",
+                 str(tmp_path / "told.gif"), "--no-cache", "--quiet", "--snap", "0"]) == 0  # fmt: skip
+    told = json.loads((tmp_path / "told.gif.json").read_text())["settings"]
+    assert (told["snap"], told["rounds"]) == (0.0, 3)  # ...except what the user gives
     again = tmp_path / "again.gif"  # the same frames whatever the batch: LCM's step noise is shared by all frames
     assert main(["gif", "0: a red circle", "4: a blue square", "--model", "tiny-shapes-distilled", "--out",
                  str(again), "--no-cache", "--quiet"]) == 0  # fmt: skip

@@ -42,9 +42,10 @@ class PathRenderer:
     width, so the distance of two frames (mean |pixel difference|) is 255 |D(w1) - D(w2)|."""
 
     def __init__(self, distance) -> None:
-        self.distance, self.rendered = distance, []
+        self.distance, self.rendered, self.calls = distance, [], []
 
     def render(self, specs: list[FrameSpec]) -> list[RenderedFrame]:
+        self.calls.append([spec.weight for spec in specs])
         frames = []
         for spec in specs:
             done = self.distance(spec.weight) if spec.weight > 0 else float(spec.left == 1)
@@ -69,7 +70,7 @@ def test_spacing_search_gives_even_steps_on_a_path_with_a_known_jump():
     planned = [FrameSpec(0, 1, i / 16) for i in range(16)] + [FrameSpec(1, 1, 0.0)]
     assert jump_ratio(PathRenderer(jump).render(planned)) > 15  # evenly spaced weights: one step has 40% of it
     renderer = PathRenderer(jump)
-    frames = render_evenly(renderer, planned, probes=12, snap=0.0)
+    frames = render_evenly(renderer, planned, probes=12, snap=0.0, rounds=2)
     assert jump_ratio(frames) < 1.3
     assert len(frames) == 17 and frames[0].spec == planned[0] and frames[-1].spec == planned[-1]
     weights = [f.spec.weight for f in frames[1:-1]]
@@ -95,14 +96,30 @@ def test_a_target_within_reach_of_a_free_probe_takes_it_and_a_probe_stands_in_on
 def test_snapping_renders_fewer_frames_and_keeps_the_steps_even_on_a_path_with_a_known_jump():
     planned = [FrameSpec(0, 1, i / 16) for i in range(16)] + [FrameSpec(1, 1, 0.0)]
     exact, snapping = PathRenderer(jump), PathRenderer(jump)
-    frames = {snap: render_evenly(r, planned, 12, snap) for snap, r in ((0.0, exact), (0.2, snapping))}
+    frames = {snap: render_evenly(r, planned, 12, snap, 2) for snap, r in ((0.0, exact), (0.2, snapping))}
     assert len(snapping.rendered) < len(exact.rendered) - 2  # probes stood in for frames
     assert len(frames[0.2]) == 17 and jump_ratio(frames[0.0]) < jump_ratio(frames[0.2]) < 1.5
 
 
+def test_rounds_render_every_rounds_th_slot_in_turn_and_keep_the_steps_even():
+    """After the keyframes and the probes' rounds (6 even, then one halving a round), the 15 in-betweens' targets
+    come in `rounds` calls: slots 0, R, 2R, ... first, then 1, R + 1, ...; each call's targets are the respaced
+    weights of those slots (so they rise with the slot), less any already rendered."""
+    planned = [FrameSpec(0, 1, i / 16) for i in range(16)] + [FrameSpec(1, 1, 0.0)]
+    for rounds in (1, 2, 3):  # jump ratio 1.45, 1.27, 1.65 on this path, against 17 for the planned weights
+        renderer = PathRenderer(jump)
+        frames = render_evenly(renderer, planned, 12, 0.0, rounds)
+        targets = renderer.calls[1 + 1 + 6 :]  # keyframes, the 6 first probes, 6 halvings: then the targets
+        assert [len(t) for t in targets] == [len(range(offset, 15, rounds)) for offset in range(rounds)]
+        assert all(t == sorted(t) for t in targets) and len(frames) == 17 and jump_ratio(frames) < 1.7
+    snapping = PathRenderer(jump)  # a distilled student's own: snap 0.25 in 3 rounds
+    frames = render_evenly(snapping, planned, 12, 0.25, 3)
+    assert len(snapping.rendered) == 19 < 12 + 15 and jump_ratio(frames) < 1.7
+
+
 def test_spacing_keeps_a_path_that_is_already_even_and_one_that_does_not_move():
     planned = [FrameSpec(0, 1, i / 8) for i in range(8)] + [FrameSpec(1, 1, 0.0)]
-    frames = render_evenly(PathRenderer(lambda w: w), planned, probes=4, snap=0.0)
+    frames = render_evenly(PathRenderer(lambda w: w), planned, probes=4, snap=0.0, rounds=2)
     assert [f.spec.weight for f in frames[1:-1]] == pytest.approx([i / 8 for i in range(1, 8)], abs=0.01)
     assert respaced([0.0, 0.25, 0.5, 1.0], [0.0, 0.5, 1.0], [0.0, 0.0]) == [0.0, 0.25, 0.5, 1.0]
 
@@ -141,11 +158,12 @@ def test_even_spacing_keeps_the_frame_count_and_the_keyframes_and_moves_the_weig
 def test_new_settings_round_trip_through_the_sidecar_byte_for_byte(tiny_file, tmp_path):
     first = tmp_path / "first.gif"
     common = ["--checkpoint", str(tiny_file), "--quiet"]
-    settings = ["--steps", "3", "--adain", "--frame-spacing", "even", "--probes", "3", "--snap", "0.5"]
+    settings = ["--steps", "3", "--adain", "--frame-spacing", "even", "--probes", "3", "--snap", "0.5", "--rounds", "3"]
     assert main(["gif", *KEYFRAMES.split("\n"), *settings, "--out", str(first), "--cache-dir", str(tmp_path / "cache"),
                  *common]) == 0  # fmt: skip
     record = json.loads((tmp_path / "first.gif.json").read_text())
-    assert record["settings"] | {"adain": True, "frame_spacing": "even", "probes": 3, "snap": 0.5} == record["settings"]
+    new = {"adain": True, "frame_spacing": "even", "probes": 3, "snap": 0.5, "rounds": 3}
+    assert record["settings"] | new == record["settings"]
     again = tmp_path / "again.gif"
     assert main(["gif", "--from-json", str(tmp_path / "first.gif.json"), "--out", str(again), "--no-cache",
                  *common]) == 0  # fmt: skip
@@ -157,7 +175,7 @@ def test_new_settings_round_trip_through_the_sidecar_byte_for_byte(tiny_file, tm
 
 @pytest.mark.parametrize("settings", [dict(adain=True, feedback=True), dict(adain=True, video="clip.mp4"),
                                       dict(frame_spacing="evenly"), dict(probes=0), dict(snap=-0.1),
-                                      dict(snap=0.6)])  # fmt: skip
+                                      dict(snap=0.6), dict(rounds=0), dict(rounds=9)])  # fmt: skip
 def test_settings_that_cannot_work_are_refused_in_one_line(settings):
     with pytest.raises(UserError) as error:
         GifSettings(**settings).validate()

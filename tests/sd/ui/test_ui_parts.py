@@ -64,6 +64,14 @@ def test_model_choices(tmp_path, monkeypatch):
     assert models.vocabulary_for(models.CHECKPOINT) == "clip" and models.vocabulary_for(models.EMBEDDED) == "shapes"
 
 
+def test_a_distilled_models_gifs_use_its_own_spacing_and_the_pages_sampling():
+    page = GifSettings(steps=7, sampler="ddim", guidance=3.0)
+    student = models.with_own_spacing(page, models.SHIPPED_MODELS["tiny-shapes-distilled"])
+    assert (student.snap, student.rounds) == (0.25, 3) and (student.steps, student.sampler, student.guidance) == (
+        7, "ddim", 3.0)  # fmt: skip
+    assert models.with_own_spacing(page, models.SHIPPED_MODELS["tiny-shapes"]) == page
+
+
 def run_job(pipe, out, stop_after: int | None):
     seen = []
 
