@@ -21,8 +21,8 @@ draws nothing between two layouts), no choice of weights can hide it.
 A weight w' that lands within `snap` of a frame's step (D(1) / (in-betweens + 1)) of a probe already rendered,
 in distance travelled, takes the probe instead of a render of its own (snapped): at snap 0.2 a frame is off
 its even place by at most a fifth of a step, and each snapped probe saves a render, which matters most to a
-few-step model chosen for its speed. With snapping, 3 rounds measured fewer large jumps than 2 (and without it,
-the same): the distilled students' own GIF defaults are snap 0.25 in 3 rounds (docs/transitions.md).
+few-step model chosen for its speed. Snapping in 3 rounds measured fewer large jumps than either alone: it is
+what the distilled students carry as their own GIF spacing (docs/transitions.md).
 
 Cost, with trajectory sharing: `probes` + the transition's in-betweens are rendered instead of its in-betweens,
 each from the branch step (20 steps, branch 0.8: 4 steps each), less the snapped ones: 16 frames, 12 probes:
