@@ -31,8 +31,10 @@ from sd.gif.smoothness import transition_stats
 from sd.loading.checkpoint import load_checkpoint
 from sd.loading.student import model_defaults
 from sd.pipeline import StableDiffusionPipeline
+from sd.train.distill import STUDENT_GIF
 
-SPACINGS = ((0.0, 2), (0.25, 3))  # (snap, rounds): the default model's, a distilled student's own
+# (snap, rounds): the default model's, a distilled student's own
+SPACINGS = ((GifSettings.snap, GifSettings.rounds), (STUDENT_GIF["snap"], STUDENT_GIF["rounds"]))
 
 
 def parse_spacing(text: str) -> tuple[float, int]:
