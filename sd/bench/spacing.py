@@ -29,9 +29,8 @@ from sd.gif.animate import animate
 from sd.gif.settings import GifSettings, with_model_defaults
 from sd.gif.smoothness import transition_stats
 from sd.loading.checkpoint import load_checkpoint
-from sd.loading.student import model_defaults
+from sd.loading.student import STUDENT_GIF, model_defaults
 from sd.pipeline import StableDiffusionPipeline
-from sd.train.distill import STUDENT_GIF
 
 # (snap, rounds): the default model's, a distilled student's own
 SPACINGS = ((GifSettings.snap, GifSettings.rounds), (STUDENT_GIF["snap"], STUDENT_GIF["rounds"]))

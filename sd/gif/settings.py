@@ -83,7 +83,7 @@ class GifSettings:
     # --frame-spacing even: a probe this close to a frame's place (a share of a step) is shown instead of rendering the
     # frame. Off by default: at 0.2 the default model's transitions cost 11% fewer UNet steps for a median jump ratio
     # of 1.22 instead of 1.10 (docs/transitions.md, snapping), and transitions come first. A distilled student
-    # carries its own, with --rounds (with_model_defaults; STUDENT_GIF in sd/train/distill.py).
+    # carries its own, with --rounds (with_model_defaults; STUDENT_GIF in sd/loading/student.py).
     snap: float = 0.0
     rounds: int = 2  # --frame-spacing even: the in-betweens are rendered in this many rounds, each respaced anew
     attention: str = "off"  # "outer"/"inner": in-betweens attend to their keyframes' K/V (AID)

@@ -44,7 +44,7 @@ from sd.eval.classifier import load_classifier
 from sd.file_hash import file_sha256
 from sd.loading.checkpoint import load_checkpoint
 from sd.loading.checkpoint_types import Checkpoint, SamplingDefaults
-from sd.loading.student import save_student
+from sd.loading.student import STUDENT_GIF, save_student
 from sd.paths import SHIPPED_MODELS
 from sd.pipeline import StableDiffusionPipeline
 from sd.schedule import add_noise
@@ -80,9 +80,6 @@ from sd.train.trajectory import (
 VAL_SEED = 1_000_000  # validation prompts and noise: far from `python -m sd eval`'s seeds (0 ..)
 VAL_STEPS = (1, 2, 4)  # LCM steps the validation adherence is measured at
 # the stage-1 student's own sampling: its best step count in the CPU runs (docs/distillation.md)
-# A student's GIFs: snapping in 3 rounds spends <= 0.1x the teacher's UNet evaluations on a 193-frame GIF, with as
-# few large jumps as the teacher's spacing or fewer (docs/transitions.md#a-distilled-students-own-spacing).
-STUDENT_GIF = {"snap": 0.25, "rounds": 3}
 STAGE1_DEFAULTS = {"trajectory": SamplingDefaults("lcm", 2, 1.0, **STUDENT_GIF),
                    "lcm": SamplingDefaults("lcm", 4, 1.0, **STUDENT_GIF)}  # fmt: skip
 STAGE2_DEFAULTS = SamplingDefaults("lcm", 1, 1.0, **STUDENT_GIF)

@@ -14,10 +14,9 @@ from sd.eval.adherence import evaluate_adherence
 from sd.eval.classifier import load_classifier
 from sd.file_hash import file_sha256
 from sd.loading.checkpoint import load_checkpoint
-from sd.loading.student import student_info
+from sd.loading.student import STUDENT_GIF, student_info
 from sd.paths import SHIPPED_MODELS
 from sd.pipeline import StableDiffusionPipeline
-from sd.train.distill import STUDENT_GIF
 
 STUDENTS = {"tiny-shapes-distilled": "tiny-shapes", "mobile-tiny-distilled": "mobile-tiny"}
 SAMPLE = 48

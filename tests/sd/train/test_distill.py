@@ -10,7 +10,7 @@ import torch
 
 from sd.errors import UserError
 from sd.loading.checkpoint import load_checkpoint
-from sd.loading.student import student_info
+from sd.loading.student import STUDENT_GIF, student_info
 from sd.paths import DEFAULT_CHECKPOINT
 from sd.train import distill
 from sd.train.trajectory import TEACHER_TIMES
@@ -75,7 +75,7 @@ def test_both_stages_write_students_that_load_as_the_base_model(short_run):
         info = student_info(path)
         assert info.base == DEFAULT_CHECKPOINT.name and (info.defaults.sampler, info.defaults.steps) == ("lcm", steps)
         assert info.defaults.guidance == 1.0 and info.recipe["iterations"] == info.recipe["of"]
-        assert {"snap": info.defaults.snap, "rounds": info.defaults.rounds} == distill.STUDENT_GIF
+        assert {"snap": info.defaults.snap, "rounds": info.defaults.rounds} == STUDENT_GIF
         student = load_checkpoint(path)
         assert student.defaults == info.defaults and student.name == path.name
         assert all(torch.equal(v, base.vae.state_dict()[k]) for k, v in student.vae.state_dict().items())
