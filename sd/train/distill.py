@@ -491,8 +491,12 @@ def stage2_batch(args, s: Setup, iteration: int, grid: torch.Tensor) -> dict[str
         t_disc = (torch.rand(args.batch, generator=gen) * t).long()  # (B,) 0 <= t' < t
     disc_noise = torch.randn(z0.shape, generator=gen)  # (B, 4, 8, 8) the same for real and fake
     parts = {"x_t": x_t, "t": t, "target": target, "z0": z0, "t_disc": t_disc, "disc_noise": disc_noise}
+    if args.stage2_target != "data":  # the trajectory's caption, encoded once at load
+        parts["context"] = s.trajectories["context"][which]  # (B, 77, C)
     batch = {k: s.d.shard(v).to(s.d.device) for k, v in parts.items()}
-    return batch | {"context": s.context(s.d.shard(ids))}  # (b, 77, C)
+    if "context" not in batch:
+        batch["context"] = s.context(s.d.shard(ids))  # (b, 77) -> (b, 77, C)
+    return batch
 
 
 def train_adversarial(args, s: Setup, init: nn.Module) -> nn.Module:

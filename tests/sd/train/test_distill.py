@@ -115,9 +115,9 @@ def test_stage2_reconstructs_the_teachers_ode_end_against_real_latents_of_the_sa
         which = int(torch.nonzero((ends == target).flatten(1).all(1))[0])  # the trajectory it came from
         assert torch.equal(x_t, states[which, TEACHER_TIMES.index(int(t))])
         image = index[which]
-        assert torch.equal(context, s.context(s.ids[image : image + 1])[0])
+        assert (context - s.context(s.ids[image : image + 1])[0]).abs().max() < 1e-5  # its caption, read from the cache
         assert (z0 / scale - s.mean[image]).abs().max() <= 6 * s.std[image].max()  # a draw of that image's latent
-    # Stage 1 reads each trajectory's caption encoded once at load: the same as encoding it at the iteration.
+    # Both stages read each trajectory's caption encoded once at load: the same as encoding it at the iteration.
     for which in (0, 100, 255):
         encoded = s.context(s.ids[index[which] : index[which] + 1])[0]  # (77, C)
         assert (s.trajectories["context"][which] - encoded).abs().max() < 1e-5
