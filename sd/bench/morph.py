@@ -110,7 +110,7 @@ METHODS: dict[str, dict] = {
     # two ways to render fewer frames, for a few-step student whose probe costs as much as a frame: fewer probes (7 a
     # transition keep its 193-frame GIF under 0.1x the teacher's UNet evaluations, sd/bench/distilled.py), or
     # probes shown in place of frames they nearly match (--snap); a distilled student's own (snap 0.25 in 3 rounds,
-    # sd/train/distill.py) on any model, and the default model's (no snap, 2 rounds) on a student
+    # STUDENT_GIF in sd/loading/student.py) on any model, and the default model's (no snap, 2 rounds) on a student
     "default, 7 probes": {"probes": 7},
     "default, snap 0.2": {"snap": 0.2},
     "default, snap 0.25, 3 rounds": {"snap": 0.25, "rounds": 3},

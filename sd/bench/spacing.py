@@ -10,8 +10,8 @@ each row sets, once per seed. Per transition, its jump ratio = largest / median 
     halves               the median and the share above 5 of the first and of the second half of the seeds:
                          two runs of n / 2, their difference the noise of a row
 
-This is where the distilled students' own spacing (snap 0.25 in 3 rounds, sd/train/distill.py) was measured
-against the default model's (no snap, 2 rounds): docs/transitions.md.
+This is where the distilled students' own spacing (snap 0.25 in 3 rounds, STUDENT_GIF in sd/loading/student.py)
+was measured against the default model's (no snap, 2 rounds): docs/transitions.md.
 """
 
 from __future__ import annotations
